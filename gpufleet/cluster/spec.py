@@ -9,7 +9,8 @@ the field path (``spec.nodePools[1].gpus``) and what was expected. Shapes:
   ``nvidia.com/gpu.memory`` (MiB).
 * ``v1 Pod``: metadata.name/namespace/labels/annotations/ownerReferences, spec.schedulerName, priority,
   nodeName, nodeSelector, affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution,
-  tolerations, containers[].resources.requests (summed; initContainers take the max, as kubelet does).
+  tolerations, containers[].resources.requests (summed; initContainers take the max, as kubelet does;
+  a resource given only under limits takes the limit, as the API server's defaulting does).
   Whole GPUs: ``nvidia.com/gpu: N``. A share of one GPU: ``gpufleet.io/gpu-milli: 460`` (per GPU, 1..1000).
   Allowed GPU models: annotation ``gpufleet.io/gpu-models: "V100M16|V100M32"``.
 * ``scheduling.x-k8s.io/v1alpha1 PodGroup``: spec.minMember, spec.scheduleTimeoutSeconds.
@@ -65,7 +66,8 @@ def _construct_map(loader: _LineLoader, node: yaml.MappingNode) -> _Map:
         except TypeError:
             raise SpecError("mapping key is not a string", line=key_node.start_mark.line + 1) from None
         result[key] = loader.construct_object(value_node, deep=True)
-        result.key_lines[key] = value_node.start_mark.line + 1
+        # The key's line: for a block mapping or list value that is where a reader looks (metadata:).
+        result.key_lines[key] = key_node.start_mark.line + 1
     return result
 
 
@@ -124,9 +126,11 @@ class Field:
         return Field(self.value.get(key, default), self._child(key), self.file, line)
 
     def require(self, key: str) -> "Field":
+        """The child ``key``; SpecError naming its full path (``metadata.name``) when it is missing."""
         f = self.get(key)
         if f.value is None:
-            raise self.error(f"missing required field {key!r}")
+            raise SpecError(f"missing required field {key!r}", file=self.file, line=self.line,
+                            field=f.path)
         return f
 
     def _child(self, key: str) -> str:
@@ -245,13 +249,22 @@ def parse_taint(f: Field) -> Taint:
 
 
 def parse_toleration(f: Field) -> Toleration:
+    """core/v1 Toleration, validated as the API server does (pkg/apis/core/validation
+    validateTolerations): an empty key needs operator Exists, and Exists takes no value."""
     op = f.get("operator").string("Equal")
     if op not in ("Equal", "Exists"):
         raise f.get("operator").error(f"expected Equal or Exists, got {op!r}")
     effect = f.get("effect").string("")
     if effect and effect not in _TAINT_EFFECTS:
         raise f.get("effect").error(f"expected one of {', '.join(_TAINT_EFFECTS)}, got {effect!r}")
-    return Toleration(f.get("key").string(""), op, f.get("value").string(""), effect)
+    key = f.get("key").string("")
+    value = f.get("value").string("")
+    if not key and op != "Exists":
+        raise f.get("operator").error("operator must be Exists when key is empty (expected operator: Exists "
+                                      "to tolerate every taint, or a key)")
+    if op == "Exists" and value:
+        raise f.get("value").error("value must be empty when operator is Exists")
+    return Toleration(key, op, value, effect)
 
 
 def parse_node_selector_terms(f: Field) -> tuple[NodeSelectorTerm, ...]:
@@ -300,6 +313,29 @@ def _resource_list(f: Field) -> tuple[int, int, int, int, dict[str, int], int | 
     return cpu, mem, gpus, gpu_milli, ext, pods
 
 
+def _container_requests(c: Field) -> tuple[int, int, int, int, dict[str, int], int | None]:
+    """A container's requests, each resource defaulting to its limit when only the limit is given.
+
+    Kubernetes' defaulting (pkg/apis/core/v1/defaults.go SetDefaults_Pod): "if a container has limits but
+    no requests for a resource, requests default to the limit". Extended resources such as
+    nvidia.com/gpu are usually written under limits only, so without this a GPU pod would ask for no GPU.
+    """
+    resources = c.get("resources")
+    requests, limits = resources.get("requests"), resources.get("limits")
+    req = _resource_list(requests)
+    if limits.value is None:
+        return req
+    lim = _resource_list(limits)
+    asked = set(requests.mapping())
+
+    def pick(name: str, i: int):
+        return req[i] if name in asked else lim[i]
+    ext = dict(lim[4])
+    ext.update(req[4])
+    return (pick("cpu", 0), pick("memory", 1), pick(GPU_RESOURCE, 2), pick(GPU_MILLI_RESOURCE, 3), ext,
+            req[5])
+
+
 def parse_node(f: Field) -> Node:
     meta = f.get("metadata")
     name = meta.require("name").string()
@@ -331,14 +367,17 @@ def parse_pod(f: Field) -> Pod:
     ext: dict[str, int] = {}
     containers = spec.get("containers").items()
     for c in containers:
-        c_cpu, c_mem, c_gpus, c_milli, c_ext, _ = _resource_list(c.get("resources").get("requests"))
+        c_cpu, c_mem, c_gpus, c_milli, c_ext, _ = _container_requests(c)
         cpu, mem, gpus = cpu + c_cpu, mem + c_mem, gpus + c_gpus
         gpu_milli = max(gpu_milli, c_milli)
         for k, v in c_ext.items():
             ext[k] = ext.get(k, 0) + v
     for c in spec.get("initContainers").items():
-        i_cpu, i_mem, i_gpus, _, _, _ = _resource_list(c.get("resources").get("requests"))
+        i_cpu, i_mem, i_gpus, i_milli, i_ext, _ = _container_requests(c)
         cpu, mem, gpus = max(cpu, i_cpu), max(mem, i_mem), max(gpus, i_gpus)
+        gpu_milli = max(gpu_milli, i_milli)
+        for k, v in i_ext.items():
+            ext[k] = max(ext.get(k, 0), v)
     if gpu_milli and not gpus:
         gpus = 1
     if gpu_milli and gpus > 1 and gpu_milli < MILLI_PER_GPU:

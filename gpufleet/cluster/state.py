@@ -46,16 +46,24 @@ class Placement:
 
 
 def nonzero_requests(pod: Pod) -> tuple[int, int]:
-    """kube-scheduler's GetNonzeroRequests: a zero CPU or memory request counts as the default for scoring."""
+    """kube-scheduler's GetNonzeroRequests: a zero CPU or memory request counts as the default for scoring.
+
+    kube applies the default per container that omits the request; gpufleet keeps pod totals only, so the
+    default applies when the pod's total is zero (the same for the usual one-container pod).
+    """
     cpu = pod.cpu_milli if pod.cpu_milli else DEFAULT_MILLI_CPU_REQUEST
     mem = pod.memory_mib if pod.memory_mib else DEFAULT_MEMORY_REQUEST_MIB
     return cpu, mem
 
 
 def zone_key(labels: Mapping[str, str]) -> str:
-    """kube-scheduler's GetZoneKey: region and zone (stable or legacy labels); "" when neither is set."""
-    zone = labels.get(ZONE_LABEL, labels.get(LEGACY_ZONE_LABEL, ""))
-    region = labels.get(REGION_LABEL, labels.get(LEGACY_REGION_LABEL, ""))
+    """kube's GetZoneKey (k8s.io/component-helpers/node/topology/helpers.go): region and zone; "" when neither.
+
+    Like kube, the legacy ``failure-domain.beta.kubernetes.io/{zone,region}`` label wins when present and the
+    stable ``topology.kubernetes.io/{zone,region}`` label is used only when the legacy one is absent.
+    """
+    zone = labels.get(LEGACY_ZONE_LABEL, labels.get(ZONE_LABEL, ""))
+    region = labels.get(LEGACY_REGION_LABEL, labels.get(REGION_LABEL, ""))
     if not zone and not region:
         return ""
     return f"{region}:\x00:{zone}"
@@ -104,9 +112,13 @@ class ClusterState:
                                           key=lambda t: (t.key, t.value, t.effect))
         taint_pos = {t: i for i, t in enumerate(self.taints)}
         self.taint_matrix = np.zeros((n_nodes, len(self.taints)), dtype=bool)
+        # Where each taint sits in the node's spec.taints (-1 absent): kube reports the first untolerated one.
+        self.taint_position = np.full((n_nodes, len(self.taints)), -1, dtype=np.int32)
         for i, n in enumerate(nodes):
-            for t in n.taints:
+            for k, t in enumerate(n.taints):
                 self.taint_matrix[i, taint_pos[t]] = True
+                if self.taint_position[i, taint_pos[t]] < 0:
+                    self.taint_position[i, taint_pos[t]] = k
         zones = [zone_key(n.labels) for n in nodes]
         self.zone_names = sorted({z for z in zones if z})
         zone_pos = {z: i for i, z in enumerate(self.zone_names)}
@@ -124,31 +136,51 @@ class ClusterState:
         self.generation += 1
 
     def add_node(self, node: Node) -> None:
-        """Add a node (the Kubernetes backend sees nodes come and go); placements are kept."""
+        """Add a node (the Kubernetes backend sees nodes come and go); placements are kept.
+
+        AssignError, changing nothing, when a node of that name exists.
+        """
         self._rebuild([*self.nodes, node])
 
     def remove_node(self, name: str) -> list[Pod]:
         """Remove a node; the pods placed on it are released and returned."""
         idx = self._index(name)
         evicted = list(self.node_pods[idx].values())
-        for pod in evicted:
-            self.release(pod.uid)
         self._rebuild([n for n in self.nodes if n.name != name])
         return evicted
 
     def update_node(self, node: Node) -> None:
-        """Replace a node's spec (labels, taints, capacity) keeping the pods placed on it."""
+        """Replace a node's spec (labels, taints, capacity) keeping the pods placed on it.
+
+        AssignError, changing nothing, when the pods placed on the node would not fit the new spec (fewer
+        GPUs than the indices they hold, less CPU or memory than they request): release them first.
+        """
         self._index(node.name)
         self._rebuild([node if n.name == node.name else n for n in self.nodes])
 
     def _rebuild(self, nodes: list[Node]) -> None:
-        placed = [(self.pods[uid], p) for uid, p in self.placements.items()]
-        self.placements.clear()
-        self.pods.clear()
-        self._build(nodes)
-        for pod, p in placed:
-            if p.node_name in self.node_index:
-                self.assign(pod, self.node_index[p.node_name], p.gpu_indices, force=True)
+        """Rebuild the columns for ``nodes`` and replay every placement whose node is still there.
+
+        The new state is built aside and replayed with the full fit check; only when every placement
+        fits does it replace this one, so a failure (duplicate name, a placement that no longer fits)
+        leaves the state exactly as it was.
+        """
+        fresh = ClusterState.__new__(ClusterState)
+        fresh.generation = self.generation
+        fresh.placements = {}
+        fresh.pods = {}
+        fresh._build(nodes)
+        for uid, p in self.placements.items():
+            n = fresh.node_index.get(p.node_name)
+            if n is None:
+                continue  # its node is gone: the pod is dropped (remove_node returns it)
+            pod = self.pods[uid]
+            problem = fresh.can_assign(pod, n, p.gpu_indices)
+            if problem:
+                raise AssignError(f"node {p.node_name}: pod {pod.key} placed on it would no longer fit: "
+                                  f"{problem}")
+            fresh.assign(pod, n, p.gpu_indices)
+        self.__dict__.update(fresh.__dict__)
 
     # ------------------------------------------------------------------ lookups
     @property
@@ -252,7 +284,8 @@ class ClusterState:
         """Place ``pod`` on node ``node_index`` taking ``gpu_indices`` (default: :meth:`default_gpu_choice`).
 
         Raises AssignError, changing nothing, when the pod is already placed or does not fit. ``force``
-        skips the fit check (used only to replay placements when nodes change; GPU milli bounds still hold).
+        skips the fit check (for a backend mirroring a placement the real cluster already made; the caller
+        then answers for the invariants).
         """
         if pod.uid in self.placements:
             raise AssignError(f"pod {pod.key} is already placed on {self.placements[pod.uid].node_name}")
@@ -345,6 +378,24 @@ class ClusterState:
         assert (cpu == self.cpu_free_milli).all(), "cpu accounting drifted"
         assert (mem == self.memory_free_mib).all(), "memory accounting drifted"
         assert (gpu == self.gpu_free_milli).all(), "GPU accounting drifted"
+        pods = np.zeros(self.num_nodes, dtype=np.int64)
+        ncpu = np.zeros(self.num_nodes, dtype=np.int64)
+        nmem = np.zeros(self.num_nodes, dtype=np.int64)
+        scalar = self.scalar_capacity.copy()
+        for p in self.placements.values():
+            n = self.node_index[p.node_name]
+            pods[n] += 1
+            ncpu[n] += p.nonzero_cpu_milli
+            nmem[n] += p.nonzero_memory_mib
+            for k, v in p.extended.items():
+                if k in self.scalar_index:
+                    scalar[n, self.scalar_index[k]] -= v
+        assert (pods == self.pods_count).all(), "pod count drifted"
+        assert (ncpu == self.nonzero_cpu_requested).all(), "non-zero cpu accounting drifted"
+        assert (nmem == self.nonzero_memory_requested).all(), "non-zero memory accounting drifted"
+        assert (scalar == self.scalar_free).all(), "extended resource accounting drifted"
+        assert sum(len(d) for d in self.node_pods) == len(self.placements) == len(self.pods), \
+            "pod indexes drifted"
 
     def snapshot(self) -> dict[str, np.ndarray]:
         """Copies of every mutable column (tests compare before/after)."""

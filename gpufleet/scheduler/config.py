@@ -154,6 +154,10 @@ def parse_profile(f: Field, top_percentage: int | None) -> ProfileConfig:
             raise item.get("args").error("expected a mapping of plugin arguments")
         cfg.plugin_args[name] = _plain(args)
         cfg.plugin_args.setdefault("__lines__", {})[name] = item.get("args")
+        try:  # validate on load (kube decodes and validates every pluginConfig entry when loading)
+            REGISTRY[name](cfg.plugin_args[name], None)
+        except ValueError as exc:
+            raise item.get("args").error(f"{name} args: {exc}") from None
     return cfg
 
 

@@ -159,9 +159,10 @@ class Diagnosis:
             msg += f" {self.pre_filter_message}."
         else:
             parts = sorted(f"{count} {reason}" for reason, count in self.reason_counts.items())
-            msg += f" {', '.join(parts)}."
+            if parts:
+                msg += f" {', '.join(parts)}."
         if self.post_filter_message:
-            msg += f" {self.post_filter_message}"
+            msg += f" {self.post_filter_message}."  # kube's SeparatorFormat " %v." for every part
         return msg
 
 

@@ -41,6 +41,7 @@ class QueuedPod:
     last_failure: str = ""
     backoff_expiry: float = 0.0
     unschedulable_since: float = 0.0
+    cycle: int = 0  # the scheduling cycle that last popped it
 
 
 class _HeapItem:
@@ -114,12 +115,12 @@ class SchedulingQueue:
         while self._active:
             item = heapq.heappop(self._active)
             qp = item.qp
-            if self._where.get(qp.pod.uid) != "active":
-                continue  # deleted while queued
+            if self._where.get(qp.pod.uid) != "active" or self._known.get(qp.pod.uid) is not qp:
+                continue  # deleted while queued (or deleted and added again: a stale entry)
             qp.attempts += 1
             self._where[qp.pod.uid] = "inflight"
             self.scheduling_cycle += 1
-            qp.cycle = self.scheduling_cycle  # type: ignore[attr-defined]
+            qp.cycle = self.scheduling_cycle
             return qp
         return None
 
@@ -127,6 +128,11 @@ class SchedulingQueue:
         """The pod was scheduled (or given up on): forget it."""
         self._where.pop(qp.pod.uid, None)
         self._known.pop(qp.pod.uid, None)
+
+    def reclaim(self, qp: QueuedPod) -> None:
+        """Take back a pod handed out earlier (parked at Permit) as in flight again."""
+        self._known[qp.pod.uid] = qp
+        self._where[qp.pod.uid] = "inflight"
 
     def add_unschedulable(self, qp: QueuedPod, plugins: set[str] | None = None, message: str = "") -> None:
         """A pod that failed its cycle: to backoffQ if a move request came during its cycle, else parked."""
@@ -137,7 +143,7 @@ class SchedulingQueue:
         qp.last_failure = message
         qp.timestamp = now
         qp.backoff_expiry = now + self.backoff_duration(qp.attempts)
-        if self._move_request_cycle >= getattr(qp, "cycle", 0):
+        if self._move_request_cycle >= qp.cycle:
             self._push_backoff(qp)
         else:
             qp.unschedulable_since = now
@@ -157,12 +163,17 @@ class SchedulingQueue:
         self._known.pop(pod.uid, None)
         self.unschedulable.pop(pod.uid, None)
 
-    def move_all_to_active_or_backoff(self, event: str = "ClusterChanged") -> int:
-        """A cluster event may make parked pods schedulable: move them out of unschedulablePods."""
+    def move_all_to_active_or_backoff(self, event: str = "ClusterChanged", exclude: str | None = None) -> int:
+        """A cluster event may make parked pods schedulable: move them out of unschedulablePods.
+
+        ``exclude`` is a pod uid left parked (kube skips the pod whose rejection caused the event).
+        """
         self._move_request_cycle = self.scheduling_cycle
         moved = 0
         now = self.clock()
         for uid, qp in list(self.unschedulable.items()):
+            if uid == exclude:
+                continue
             del self.unschedulable[uid]
             moved += 1
             if qp.backoff_expiry > now:
@@ -175,10 +186,11 @@ class SchedulingQueue:
         now = self.clock()
         while self._backoff and self._backoff[0][0] <= now:
             _, _, qp = heapq.heappop(self._backoff)
-            if self._where.get(qp.pod.uid) == "backoff":
+            if self._where.get(qp.pod.uid) == "backoff" and self._known.get(qp.pod.uid) is qp:
                 self._push_active(qp)
+        # kube flushUnschedulablePodsLeftover: strictly longer than podMaxInUnschedulablePodsDuration.
         for uid, qp in list(self.unschedulable.items()):
-            if now - qp.unschedulable_since >= self.max_unschedulable:
+            if now - qp.unschedulable_since > self.max_unschedulable:
                 del self.unschedulable[uid]
                 if qp.backoff_expiry > now:
                     self._push_backoff(qp)

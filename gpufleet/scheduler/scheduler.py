@@ -136,6 +136,9 @@ class Scheduler:
         if not status.ok:
             fw.run_unreserve(state, pod, node)
             fw.forget(pod)
+            # kube handleBindingCycleError: the forgotten pod's resources are free again, so parked pods
+            # are retried (AssignedPodDelete); the failed pod itself then goes to backoff.
+            self.queue.move_all_to_active_or_backoff("AssignedPodDelete")
             return self._failed(qp, status, evaluated, feasible)
         self.queue.done(qp)
         self.stats.scheduled += 1
@@ -179,7 +182,7 @@ class Scheduler:
             return None
         del self.handle.waiting_pods[pod_uid]
         qp = self._waiting_qp.pop(pod_uid)
-        self.queue._where[pod_uid] = "inflight"
+        self.queue.reclaim(qp)
         return self._bind(qp, waiting.framework, waiting.state, waiting.node_index)
 
     def reject(self, pod_uid: str, message: str) -> Outcome | None:
@@ -190,9 +193,12 @@ class Scheduler:
         waiting.framework.run_unreserve(waiting.state, waiting.pod, waiting.node_index)
         waiting.framework.forget(waiting.pod)
         qp = self._waiting_qp.pop(pod_uid)
-        self.queue._where[pod_uid] = "inflight"
-        self.queue.move_all_to_active_or_backoff("PodRejected")
-        return self._failed(qp, Status.unschedulable(message, plugin="permit"), 0, 0)
+        self.queue.reclaim(qp)
+        # kube handleBindingCycleError (schedule_one.go): the rejected pod itself is parked as
+        # unschedulable first; the move its freed resources trigger is deferred and skips it.
+        outcome = self._failed(qp, Status.unschedulable(message, plugin="permit"), 0, 0)
+        self.queue.move_all_to_active_or_backoff("PodRejected", exclude=pod_uid)
+        return outcome
 
     def expire_waiting(self) -> list[Outcome]:
         now = self.clock()

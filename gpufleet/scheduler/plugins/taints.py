@@ -1,8 +1,8 @@
 """TaintToleration: filter on untolerated NoSchedule/NoExecute taints; score PreferNoSchedule taints.
 
 Rule: kube-scheduler plugins/tainttoleration/taint_toleration.go. Filter reason names the first
-untolerated taint: "node(s) had untolerated taint {key: value}" (the first in key order when a node
-has several). Score counts the node's
+untolerated NoSchedule/NoExecute taint in the node's spec.taints order (v1helper
+FindMatchingUntoleratedTaint): "node(s) had untolerated taint {key: value}". Score counts the node's
 PreferNoSchedule taints that the pod's tolerations (effect empty or PreferNoSchedule) do not tolerate;
 NormalizeScore is helper.DefaultNormalizeScore reversed: ``100 - count * 100 // maxCount`` (all 100 when
 no node has such a taint).
@@ -43,9 +43,10 @@ class TaintToleration(Plugin):
         failing = matrix.any(axis=1)
         if not failing.any():
             return FilterResult.all_pass(len(nodes))
-        # The reason names one untolerated taint per node: the first in (key, value, effect) order.
+        # The reason names one untolerated taint per node: the first in the node's own taint list.
         bad_taints = [t for t, b in zip(cluster.taints, bad) if b]
-        first = np.argmax(matrix, axis=1)
+        position = cluster.taint_position[nodes][:, bad]
+        first = np.argmin(np.where(matrix, position, np.iinfo(np.int32).max), axis=1)
         failures = [(f"node(s) had untolerated taint {bad_taints[k]}", failing & (first == k))
                     for k in np.unique(first[failing])]
         return FilterResult.from_failures(len(nodes), failures, unresolvable=True)
