@@ -11,7 +11,7 @@ import sys
 from typing import Callable
 
 from . import __version__
-from .cluster import GpufleetError
+from .errors import GpufleetError
 
 # Each room's cli module exposes register(subparsers) and sets args.func on its parsers.
 ROOM_CLIS = ("gpufleet.scheduler.cli", "gpufleet.sim.cli", "gpufleet.compiler.cli")

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 
-class GpufleetError(Exception):
-    """Base class for errors the CLI reports as one clear line (exit code 2)."""
+from ..errors import GpufleetError  # the shared base; it imports nothing
+
+__all__ = ["GpufleetError", "SpecError", "AssignError"]
 
 
 class SpecError(GpufleetError):

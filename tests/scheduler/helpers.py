@@ -28,3 +28,13 @@ def filter_result(plugin, cluster: ClusterState, pod, nodes=None):
     result = plugin.filter(CycleState(), pod, cluster, nodes)
     reasons = {reason: [int(i) for i in np.flatnonzero(fail)] for reason, fail in result.failures}
     return [bool(x) for x in result.mask], reasons
+
+
+class Clock:
+    """A settable clock for the queue and the scheduler: tests move ``now`` by hand."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now

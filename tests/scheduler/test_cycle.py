@@ -7,14 +7,7 @@ import pytest
 from gpufleet.cluster import ClusterState, Node, Pod, Taint
 from gpufleet.scheduler import REGISTRY, Plugin, ProfileConfig, Scheduler, Status, builtin_profile
 from gpufleet.scheduler.framework import num_feasible_nodes_to_find
-
-
-class Clock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self):
-        return self.now
+from .helpers import Clock
 
 
 @pytest.fixture

@@ -194,3 +194,16 @@ def test_spread_leaves_a_free_gpu_on_each_node_and_the_two_gpu_pod_fails():
     assert a.node_name != b.node_name
     assert two.status == "unschedulable"
     assert two.message == "0/2 nodes are available: 2 Insufficient nvidia.com/gpu."
+
+
+def test_binpack_sends_cpu_only_pods_where_gpus_are_used_up():
+    """A CPU-only pod should not take the CPU that a node's free GPUs need."""
+    from gpufleet.scheduler.plugins.packing import GpuBinPacking
+    cluster = ClusterState([Node.with_gpus("busy", 32000, 128000, 2, "V100"),
+                            Node.with_gpus("idle", 32000, 128000, 2, "V100"),
+                            Node.with_gpus("cpu-only", 32000, 128000)])
+    cluster.assign(Pod("trainer", cpu_milli=1000, num_gpu=2), 0)
+    # busy: 2000*100//2000 = 100; idle: 0*100//2000 = 0; a node without GPUs: 100
+    assert plugin_scores(GpuBinPacking(), cluster, Pod("etl", cpu_milli=8000)) == [100, 0, 100]
+    # a GPU pod still packs: busy cannot fit it (filtered elsewhere), idle (1000*100//2000) = 50, none: 0
+    assert plugin_scores(GpuBinPacking(), cluster, Pod("g", num_gpu=1))[1:] == [50, 0]

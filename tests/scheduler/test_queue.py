@@ -5,14 +5,7 @@ import pytest
 
 from gpufleet.cluster import Pod
 from gpufleet.scheduler import SchedulingQueue
-
-
-class Clock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self):
-        return self.now
+from .helpers import Clock
 
 
 @pytest.fixture
