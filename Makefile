@@ -10,7 +10,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/python -m pip install --quiet -e '.[test,compiler,compiler-test,kube,train]'
+	$(BIN)/python -m pip install --quiet -e '.[test,compiler,compiler-test,kube,train,kernels,serve]'
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
