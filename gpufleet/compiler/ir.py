@@ -1,6 +1,7 @@
 """Toy IR: types, attributes, operations and the verifier (MLIR Toy tutorial, Chapter 2 "Emitting
 Basic MLIR": the toy dialect and its operations; Chapter 4 adds toy.cast and the shape-inference
-hook on each op; Chapter 7 adds !toy.struct, toy.struct_constant and toy.struct_access).
+hook on each op; Chapter 7 adds !toy.struct, toy.struct_constant and toy.struct_access; toy.matmul,
+a matrix product of rank-2 tensors, is ours, beyond the tutorial).
 
 The IR is a small SSA form shaped like MLIR's: a Module holds FuncOps, a FuncOp holds one block of
 Operations, an Operation has operands (Values), results (Values), attributes and a location.
@@ -146,6 +147,11 @@ class DenseAttr:
     def __str__(self) -> str:
         return f"dense<{self.body()}> : {self.type}"
 
+    def key(self) -> tuple:
+        """Identity for de-duplication (bit patterns, so 0.0 and -0.0 differ), without printing."""
+        from array import array
+        return ("dense", self.type, array("d", self.values).tobytes())
+
 
 @dataclass(frozen=True)
 class ArrayAttr:
@@ -155,6 +161,15 @@ class ArrayAttr:
 
     def __str__(self) -> str:
         return "[" + ", ".join(str(e) for e in self.elements) + "]"
+
+    def key(self) -> tuple:
+        return ("array",) + tuple(attr_key(e) for e in self.elements)
+
+
+def attr_key(attr) -> object:
+    """A hashable identity of an attribute: `key()` for constants, else the printed form."""
+    key = getattr(attr, "key", None)
+    return key() if key is not None else str(attr)
 
 
 @dataclass(frozen=True)
@@ -240,7 +255,7 @@ class Module:
 
 
 # ---------------------------------------------------------------------------------- helpers for passes
-PURE_OPS = {"toy.constant", "toy.transpose", "toy.reshape", "toy.mul", "toy.add", "toy.cast",
+PURE_OPS = {"toy.constant", "toy.transpose", "toy.reshape", "toy.mul", "toy.add", "toy.matmul", "toy.cast",
             "toy.struct_constant", "toy.struct_access"}
 
 
@@ -264,7 +279,8 @@ def op_error(op: Operation, message: str) -> CompileError:
 
 _COUNTS = {  # name: (operands (min, max), results)
     "toy.constant": ((0, 0), 1), "toy.transpose": ((1, 1), 1), "toy.reshape": ((1, 1), 1),
-    "toy.mul": ((2, 2), 1), "toy.add": ((2, 2), 1), "toy.generic_call": ((0, None), 1),
+    "toy.mul": ((2, 2), 1), "toy.add": ((2, 2), 1), "toy.matmul": ((2, 2), 1),
+    "toy.generic_call": ((0, None), 1),
     "toy.print": ((1, 1), 0), "toy.return": ((0, 1), 0), "toy.cast": ((1, 1), 1),
     "toy.struct_constant": ((0, 0), 1), "toy.struct_access": ((1, 1), 1),
 }
@@ -347,6 +363,16 @@ def verify_op(op: Operation, func: FuncOp, module: Module, is_last: bool) -> Non
                 and num_elements(src.shape) != num_elements(op.result.type.shape)):
             raise op_error(op, f"cannot reshape {src} ({num_elements(src.shape)} elements) to "
                                f"{op.result.type} ({num_elements(op.result.type.shape)} elements)")
+    elif name == "toy.matmul":
+        a, b, c = op.operands[0].type, op.operands[1].type, op.result.type
+        for t in (a, b, c):
+            if t.ranked and len(t.shape) != 2:
+                raise op_error(op, f"expects rank-2 operands and result, but got {t}")
+        if a.ranked and b.ranked:
+            if a.shape[1] != b.shape[0]:
+                raise op_error(op, f"inner dimensions differ: {a} x {b}")
+            if c.ranked and c.shape != (a.shape[0], b.shape[1]):
+                raise op_error(op, f"result type {c} should be tensor<{a.shape[0]}x{b.shape[1]}xf64>")
     elif name == "toy.transpose":
         src, dst = op.operands[0].type, op.result.type
         if src.ranked and dst.ranked and tuple(reversed(src.shape)) != dst.shape:

@@ -8,6 +8,7 @@ Rules, as toyc's MLIRGen:
   * a literal becomes `toy.constant dense<...> : tensor<AxBxf64>`, a number a rank-0 constant;
   * `var x<2, 3> = e` reshapes e with `toy.reshape`; `a * b`, `a + b` are toy.mul / toy.add;
   * `transpose(x)` is toy.transpose, any other call toy.generic_call, `print(x)` toy.print;
+  * beyond the tutorial: `matmul(a, b)` is toy.matmul (unless the program defines its own `matmul`);
   * a body that does not end in `return` gets an empty `toy.return`.
 """
 
@@ -170,6 +171,12 @@ class IRGen:
             if isinstance(args[0].type, StructType):
                 raise CompileError(node.location, "transpose expects a tensor, not a struct")
             return self.emit("toy.transpose", args, [UNRANKED], node.location).result
+        if node.callee == "matmul" and node.callee not in self.defined_functions:
+            if len(args) != 2:
+                raise CompileError(node.location, "matmul expects exactly two arguments")
+            if any(isinstance(a.type, StructType) for a in args):
+                raise CompileError(node.location, "matmul expects tensors, not a struct")
+            return self.emit("toy.matmul", args, [UNRANKED], node.location).result
         if node.callee not in self.defined_functions:
             raise CompileError(node.location, f"no defined function found for '{node.callee}'")
         callee = self.module.lookup(node.callee)

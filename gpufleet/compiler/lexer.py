@@ -8,6 +8,7 @@ first character, as toyc prints them.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from .diagnostics import CompileError, Location
@@ -16,7 +17,7 @@ KEYWORDS = {"def", "var", "return", "struct"}
 EOF_KIND = "eof"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Token:
     kind: str          # "def" "var" "return" "struct" "identifier" "number" "eof" or the character itself
     text: str
@@ -31,49 +32,44 @@ class Token:
         return f"'{self.text}'"
 
 
+_TOKEN = re.compile(r"(?P<space>[^\S\n]+)|(?P<newline>\n)|(?P<comment>#[^\n]*)"
+                    r"|(?P<word>[A-Za-z][A-Za-z0-9_]*)|(?P<number>[0-9.]+)|(?P<other>.)", re.S)
+
+
 def tokenize(text: str, filename: str) -> list[Token]:
     """Split `text` into tokens; the list always ends with one eof token."""
     tokens: list[Token] = []
-    line, col, i, n = 1, 1, 0, len(text)
-    while True:
-        # Skip whitespace and comments.
-        while i < n:
-            ch = text[i]
-            if ch == "\n":
-                line, col, i = line + 1, 1, i + 1
-            elif ch.isspace():
-                col, i = col + 1, i + 1
-            elif ch == "#":
-                while i < n and text[i] != "\n":
-                    i += 1
-            else:
-                break
-        loc = Location(filename, line, col)
-        if i >= n:
-            tokens.append(Token(EOF_KIND, "", loc))
-            return tokens
-        ch = text[i]
-        start = i
-        if ch.isascii() and ch.isalpha():
-            while i < n and text[i].isascii() and (text[i].isalnum() or text[i] == "_"):
-                i += 1
-            word = text[start:i]
-            tokens.append(Token(word if word in KEYWORDS else "identifier", word, loc))
-        elif ch.isascii() and (ch.isdigit() or ch == "."):
-            while i < n and text[i].isascii() and (text[i].isdigit() or text[i] == "."):
-                i += 1
-            word = text[start:i]
+    append = tokens.append
+    line, line_start = 1, 0
+    end = len(text)  # where the eof token is reported: a comment at the very end does not count
+    for match in _TOKEN.finditer(text):
+        kind = match.lastgroup
+        if kind == "space":
+            continue
+        if kind == "comment":
+            end = match.start()
+            continue
+        end = len(text)
+        if kind == "newline":
+            line, line_start = line + 1, match.end()
+            continue
+        start = match.start()
+        word = match.group()
+        loc = Location(filename, line, start - line_start + 1)
+        if kind == "number":
             if word == ".":
-                tokens.append(Token(".", ".", loc))
-            else:
-                try:
-                    value = float(word)
-                except ValueError:
-                    raise CompileError(loc, f"invalid number literal '{word}'") from None
-                tokens.append(Token("number", word, loc, value))
+                append(Token(".", ".", loc))
+                continue
+            try:
+                value = float(word)
+            except ValueError:
+                raise CompileError(loc, f"invalid number literal '{word}'") from None
+            append(Token("number", word, loc, value))
+        elif kind == "word":
+            append(Token(word if word in KEYWORDS else "identifier", word, loc))
         else:
-            i += 1
-            if not ch.isprintable() or not ch.isascii():
-                raise CompileError(loc, f"unexpected character {ch!r}")
-            tokens.append(Token(ch, ch, loc))
-        col += i - start
+            if not word.isprintable() or not word.isascii():
+                raise CompileError(loc, f"unexpected character {word!r}")
+            append(Token(word, word, loc))
+    tokens.append(Token(EOF_KIND, "", Location(filename, line, end - line_start + 1)))
+    return tokens

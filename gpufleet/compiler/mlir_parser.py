@@ -597,6 +597,7 @@ _CUSTOM = {
     "toy.reshape": lambda p, s, l: p.custom_transpose_like("toy.reshape")(s, l),
     "toy.mul": lambda p, s, l: p.custom_binary("toy.mul")(s, l),
     "toy.add": lambda p, s, l: p.custom_binary("toy.add")(s, l),
+    "toy.matmul": lambda p, s, l: p.custom_binary("toy.matmul")(s, l),
     "toy.generic_call": lambda p, s, l: p.custom_generic_call(s, l),
     "toy.print": lambda p, s, l: p.custom_print(s, l),
     "toy.return": lambda p, s, l: p.custom_return(s, l),

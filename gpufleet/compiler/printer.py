@@ -6,6 +6,7 @@ printers of Dialect.cpp; toy.cast from Chapter 4; struct ops from Chapter 7).
   %1 = toy.transpose(%0 : tensor<2x3xf64>) to tensor<3x2xf64>
   %2 = toy.reshape(%0 : tensor<2x3xf64>) to tensor<6xf64>
   %3 = toy.mul %1, %1 : tensor<3x2xf64>            (a functional type when operand types differ)
+  %8 = toy.matmul %0, %1 : (tensor<2x3xf64>, tensor<3x2xf64>) -> tensor<2x2xf64>   (ours)
   %4 = toy.generic_call @f(%1, %2) : (tensor<...>, tensor<...>) -> tensor<*xf64>
   %5 = toy.cast %1 : tensor<3x2xf64> to tensor<*xf64>
   %6 = toy.struct_constant [dense<...> : tensor<..>, ...] : !toy.struct<...>
@@ -55,7 +56,7 @@ def print_op(op: Operation, names: _Names) -> str:
     elif name in ("toy.transpose", "toy.reshape"):
         body = (f"{name}({ops[0]} : {op.operands[0].type}){_attr_dict(op.attributes)} "
                 f"to {op.result.type}")
-    elif name in ("toy.mul", "toy.add"):
+    elif name in ("toy.mul", "toy.add", "toy.matmul"):
         types = [o.type for o in op.operands]
         if all(t == op.result.type for t in types):
             type_text = str(op.result.type)

@@ -40,8 +40,17 @@ def test_usage_errors_are_one_line_with_exit_2(tmp_path, capsys):
     assert gpufleet_main(["toyc", str(tmp_path / "missing.toy")]) == 2
     assert capsys.readouterr().err.strip().endswith("no such file")
     path = write(tmp_path, "ok.toy", "def main() { print([1]); }")
-    assert gpufleet_main(["toyc", path, "-emit=jit"]) == 2
-    assert "not built yet" in capsys.readouterr().err
+    assert gpufleet_main(["toyc", path, "-emit=jit", "--chapter", "5"]) == 2
+    assert "-emit=jit needs chapter 6 or later" in capsys.readouterr().err
+
+
+def test_jit_prints_like_toyc(tmp_path, capsys):
+    path = write(tmp_path, "ok.toy", "def main() { print(matmul([[1, 2], [3, 4]], [[1, 0], [0, 1]])); }")
+    assert gpufleet_main(["toyc", path, "-emit=jit", "-opt"]) == 0
+    assert capsys.readouterr().out == "1.000000 2.000000 \n3.000000 4.000000 \n"
+    proc = subprocess.run([sys.executable, "-m", "gpufleet.compiler", path, "-emit=jit"],
+                          capture_output=True, text=True, timeout=60)
+    assert (proc.returncode, proc.stdout) == (0, "1.000000 2.000000 \n3.000000 4.000000 \n")
 
 
 def test_module_entry_point_runs_without_traceback(tmp_path):

@@ -8,12 +8,12 @@ from hypothesis import strategies as st
 
 from gpufleet.compiler.driver import compile_text
 
-TOY_TOKENS = ["def", "var", "return", "struct", "main", "f", "a", "b", "print", "transpose", "S",
+TOY_TOKENS = ["def", "var", "return", "struct", "main", "f", "a", "b", "print", "transpose", "matmul", "S",
               "(", ")", "{", "}", "[", "]", "<", ">", ",", ";", "=", "+", "-", "*", ".", "1", "2.5", "0",
               "#c\n", "\n", "@", "x"]
 MLIR_TOKENS = ["toy.func", "@main", "@f", "(", ")", "{", "}", "%0", "%1", "%arg0", "=", ":", ",", "->",
                "toy.constant", "toy.transpose", "toy.mul", "toy.print", "toy.return", "toy.reshape",
-               "toy.generic_call", "toy.struct_access", "dense<1.0>", "dense<[1.0, 2.0]>", "tensor<2xf64>",
+               "toy.generic_call", "toy.struct_access", "toy.matmul", "dense<1.0>", "dense<[1.0, 2.0]>", "tensor<2xf64>",
                "tensor<*xf64>", "tensor<f64>", "!toy.struct<tensor<*xf64>>", "to", "[0]", '"toy.print"',
                "private", "module", "\n", "[", "]"]
 DIAGNOSTIC = re.compile(r"^\S+:\d+:\d+: error: ")
@@ -29,15 +29,17 @@ def check(text, name, **options):
 
 
 @SETTINGS
-@given(st.lists(st.sampled_from(TOY_TOKENS), max_size=40), st.sampled_from(["ast", "mlir"]), st.booleans())
+@given(st.lists(st.sampled_from(TOY_TOKENS), max_size=40), st.sampled_from(["ast", "mlir", "mlir-affine"]),
+       st.booleans())
 def test_random_toy_token_streams_give_diagnostics_not_tracebacks(tokens, emit, opt):
-    check(" ".join(tokens), "fuzz.toy", emit=emit, opt=opt and emit == "mlir")
+    check(" ".join(tokens), "fuzz.toy", emit=emit, opt=opt and emit != "ast")
 
 
 @SETTINGS
 @given(st.lists(st.sampled_from(MLIR_TOKENS), max_size=40), st.booleans())
 def test_random_mlir_token_streams_give_diagnostics_not_tracebacks(tokens, opt):
     check(" ".join(tokens), "fuzz.mlir", opt=opt)
+    check(" ".join(tokens), "fuzz.mlir", emit="mlir-affine", opt=opt)
 
 
 @st.composite
@@ -53,18 +55,20 @@ def programs(draw):
         names.append(f"v{i}")
     expr = draw(st.sampled_from(names))
     for _ in range(draw(st.integers(0, 4))):
-        kind = draw(st.sampled_from(["t", "m", "a", "g"]))
+        kind = draw(st.sampled_from(["t", "m", "a", "g", "mm"]))
         other = draw(st.sampled_from(names))
         expr = {"t": f"transpose({expr})", "m": f"{expr} * {other}", "a": f"{expr} + {other}",
-                "g": f"helper({expr}, {other})"}[kind]
+                "g": f"helper({expr}, {other})", "mm": f"matmul({expr}, {other})"}[kind]
     lines.append(f"  print({expr});")
     return "def helper(a, b) { return transpose(a) * b; }\ndef main() {\n" + "\n".join(lines) + "\n}\n"
 
 
 @SETTINGS
-@given(programs(), st.booleans(), st.integers(3, 7))
-def test_random_well_formed_programs_compile_or_give_a_located_diagnostic(text, opt, chapter):
-    result = check(text, "prog.toy", opt=opt, chapter=chapter)
+@given(programs(), st.booleans(), st.integers(3, 7), st.sampled_from(["mlir", "mlir-affine"]))
+def test_random_well_formed_programs_compile_or_give_a_located_diagnostic(text, opt, chapter, emit):
+    if emit == "mlir-affine" and chapter < 5:
+        emit = "mlir"
+    result = check(text, "prog.toy", opt=opt, chapter=chapter, emit=emit)
     if result.exit_code == 0:
         assert result.output.startswith("module {")
         if opt and chapter >= 4:

@@ -15,7 +15,7 @@ toy.constant is ConstantLike) de-duplication of identical constants.
 
 from __future__ import annotations
 
-from ..ir import ArrayAttr, DenseAttr, FuncOp, Module, Operation, num_elements, replace_all_uses
+from ..ir import ArrayAttr, attr_key, DenseAttr, FuncOp, Module, Operation, num_elements, replace_all_uses
 from .dce import dce_function
 
 
@@ -76,7 +76,7 @@ def _dedupe_constants(func: FuncOp) -> bool:
     keep, changed = [], False
     for op in func.ops:
         if op.name in ("toy.constant", "toy.struct_constant"):
-            key = (op.name, str(op.attributes["value"]), str(op.result.type))
+            key = (op.name, attr_key(op.attributes["value"]), str(op.result.type))
             if key in seen:
                 replace_all_uses(func, op.result, seen[key].result)
                 changed = True

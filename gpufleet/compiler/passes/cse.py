@@ -5,7 +5,7 @@ later one are redirected to the earlier one and it is erased. Toy functions are 
 
 from __future__ import annotations
 
-from ..ir import PURE_OPS, FuncOp, Module, replace_all_uses
+from ..ir import PURE_OPS, attr_key, FuncOp, Module, replace_all_uses
 
 
 def cse_function(func: FuncOp) -> bool:
@@ -15,7 +15,7 @@ def cse_function(func: FuncOp) -> bool:
     for op in func.ops:
         if op.name in PURE_OPS:
             key = (op.name, tuple(o.id for o in op.operands),
-                   tuple(sorted((k, str(v)) for k, v in op.attributes.items())),
+                   tuple(sorted((k, attr_key(v)) for k, v in op.attributes.items())),
                    tuple(str(r.type) for r in op.results))
             first = seen.get(key)
             if first is not None:

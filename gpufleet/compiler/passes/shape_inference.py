@@ -5,6 +5,7 @@ Algorithm (the tutorial's): put every op that returns an unranked tensor on a wo
 an op whose operands are all ranked (or structs) and infer its result type:
   * toy.mul / toy.add: the operand shape (we also report operands of different shapes);
   * toy.transpose: the operand shape reversed;   * toy.cast: the operand type;
+  * toy.matmul (ours): MxK and KxN give MxN (other shapes are reported);
   * toy.struct_access: the accessed member's type when it is ranked.
 An op without such a rule (a toy.generic_call left by a recursive function) is an error, and so is a
 worklist that stops shrinking: "Shape inference failed, N operations couldn't be inferred".
@@ -27,6 +28,12 @@ def _infer(op) -> None:
         if isinstance(a, TensorType) and isinstance(b, TensorType) and a.shape != b.shape:
             raise CompileError(op.location, f"'{op.name}' op has operands of incompatible shapes: {a} and {b}")
         op.result.type = a
+    elif op.name == "toy.matmul":
+        b = op.operands[1].type
+        if len(a.shape) != 2 or len(b.shape) != 2 or a.shape[1] != b.shape[0]:
+            raise CompileError(op.location, f"'toy.matmul' op has operands of incompatible shapes: {a} and {b} "
+                                            f"(expected MxK and KxN)")
+        op.result.type = TensorType((a.shape[0], b.shape[1]), a.element)
     elif op.name == "toy.transpose":
         op.result.type = TensorType(tuple(reversed(a.shape)), a.element)
     elif op.name == "toy.cast":
