@@ -12,12 +12,12 @@ the repository root, or $GPUFLEET_SHARED/data/openb. Run: ``make bench`` or
 from __future__ import annotations
 
 import dataclasses
-import os
 import sys
 import time
 from pathlib import Path
 
 from gpufleet.cluster import ClusterState
+from gpufleet.shared_data import shared_path
 from gpufleet.scheduler import Scheduler, builtin_profile
 from gpufleet.sim.fill import gpu_capacity_milli, run_fill, tune_to_demand
 from gpufleet.sim.metrics import typical_pods
@@ -41,9 +41,7 @@ def pods_per_second(num_nodes: int, percentage: int | None) -> tuple[float, int]
 
 
 def openb_dir() -> Path:
-    root = Path(os.environ["GPUFLEET_SHARED"]) if "GPUFLEET_SHARED" in os.environ else \
-        Path(__file__).resolve().parent.parent.parent / "shared"
-    return root / "data" / "openb"
+    return shared_path("data", "openb")
 
 
 def main() -> int:

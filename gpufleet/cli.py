@@ -14,7 +14,9 @@ from . import __version__
 from .errors import GpufleetError
 
 # Each room's cli module exposes register(subparsers) and sets args.func on its parsers.
-ROOM_CLIS = ("gpufleet.scheduler.cli", "gpufleet.sim.cli", "gpufleet.compiler.cli")
+ROOM_CLIS = ("gpufleet.scheduler.cli", "gpufleet.sim.cli", "gpufleet.compiler.cli", "gpufleet.kube.cli",
+             "gpufleet.devices.cli", "gpufleet.training.cli", "gpufleet.serving.cli",
+             "gpufleet.kernels.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -15,7 +15,8 @@ the field path (``spec.nodePools[1].gpus``) and what was expected. Shapes:
   Allowed GPU models: annotation ``gpufleet.io/gpu-models: "V100M16|V100M32"``.
 * ``scheduling.x-k8s.io/v1alpha1 PodGroup``: spec.minMember, spec.scheduleTimeoutSeconds.
 * ``gpufleet.io/v1alpha1 Cluster``: spec.nodes (Node specs without apiVersion/kind) and spec.nodePools
-  (name, count, cpu, memory, gpus, gpuModel, gpuMemory, labels, taints, zones spread round-robin).
+  (name, count, cpu, memory, gpus, gpuModel, gpuMemory, labels, taints, zones spread round-robin), and
+  spec.gpuOperator (kept for gpufleet.devices: workload configs, MIG, vGPU, time-slicing; docs/devices.md).
 * ``gpufleet.io/v1alpha1 Workload``: spec.pods, each a pod template (name, replicas, cpu, memory, gpus,
   gpuMilli, gpuModels, labels, priority, arrival, duration) for the simulator.
 * ``v1 List`` with items, or several documents separated by ``---``.
@@ -438,6 +439,10 @@ def parse_node_pool(f: Field) -> list[Node]:
 class ClusterSpec:
     nodes: list[Node] = field(default_factory=list)
     name: str = "cluster"
+    # spec.gpuOperator of a Cluster, kept unparsed with its lines: gpufleet.devices reads it (cluster does
+    # not know the GPU Operator; a node names its workload, MIG and vGPU config by its nvidia.com/ labels).
+    gpu_operator: Field | None = None
+    source: str = ""
 
 
 @dataclass
@@ -458,7 +463,7 @@ def _check_kind(f: Field, allowed: tuple[str, ...]) -> str:
 
 def load_cluster(path: str | Path) -> ClusterSpec:
     """Nodes from a Cluster spec or from Node documents; duplicate names are an error."""
-    spec = ClusterSpec(name=Path(path).stem)
+    spec = ClusterSpec(name=Path(path).stem, source=str(path))
     for doc in document_fields(path):
         kind = _check_kind(doc, ("Cluster", "Node"))
         if kind == "Node":
@@ -466,6 +471,8 @@ def load_cluster(path: str | Path) -> ClusterSpec:
             continue
         spec.name = doc.get("metadata").get("name").string(spec.name)
         body = doc.require("spec")
+        if body.get("gpuOperator").value is not None:
+            spec.gpu_operator = body.get("gpuOperator")
         for n in body.get("nodes").items():
             spec.nodes.append(parse_node(n))
         for pool in body.get("nodePools").items():

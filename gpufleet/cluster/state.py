@@ -56,6 +56,11 @@ def nonzero_requests(pod: Pod) -> tuple[int, int]:
     return cpu, mem
 
 
+def gpu_pod_kind(placement: "Placement") -> int:
+    """Column of ClusterState.gpu_pod_kind_count: 0 for a fractional GPU, else the number of whole GPUs."""
+    return 0 if placement.gpu_milli < MILLI_PER_GPU else len(placement.gpu_indices)
+
+
 def zone_key(labels: Mapping[str, str]) -> str:
     """kube's GetZoneKey (k8s.io/component-helpers/node/topology/helpers.go): region and zone; "" when neither.
 
@@ -130,6 +135,9 @@ class ClusterState:
         self.nonzero_cpu_requested = np.zeros(n_nodes, dtype=i64)
         self.nonzero_memory_requested = np.zeros(n_nodes, dtype=i64)
         self.gpu_free_milli = self.gpu_capacity_milli.copy()
+        # Pods per node by GPU kind: column 0 = fractional (one shared GPU), column k = k whole GPUs
+        # (GPU-clustering scorers read it; kept by assign/release).
+        self.gpu_pod_kind_count = np.zeros((n_nodes, self.max_gpus + 1), dtype=i64)
         self.scalar_free = self.scalar_capacity.copy()
         self.node_pods: list[dict[str, Pod]] = [{} for _ in nodes]
         self._pod_label_index: dict[tuple[str, str], set[str]] = {}
@@ -157,6 +165,18 @@ class ClusterState:
         """
         self._index(node.name)
         self._rebuild([node if n.name == node.name else n for n in self.nodes])
+
+    def replace_nodes(self, nodes: Iterable[Node]) -> list[Pod]:
+        """Set the whole node list in one rebuild (a backend's re-list or a batch of node events).
+
+        Placements on nodes still present are kept (AssignError, changing nothing, when one no longer
+        fits); the pods placed on nodes that are gone are released and returned.
+        """
+        nodes = list(nodes)
+        keep = {n.name for n in nodes}
+        evicted = [p for i, n in enumerate(self.nodes) if n.name not in keep for p in self.node_pods[i].values()]
+        self._rebuild(nodes)
+        return evicted
 
     def _rebuild(self, nodes: list[Node]) -> None:
         """Rebuild the columns for ``nodes`` and replay every placement whose node is still there.
@@ -312,6 +332,8 @@ class ClusterState:
                 self.scalar_free[n, col] -= v
         for g in gpus:
             self.gpu_free_milli[n, g] -= placement.gpu_milli
+        if gpus:
+            self.gpu_pod_kind_count[n, gpu_pod_kind(placement)] += 1
         self.placements[pod.uid] = placement
         self.pods[pod.uid] = pod
         self.node_pods[n][pod.uid] = pod
@@ -338,6 +360,8 @@ class ClusterState:
                 self.scalar_free[n, col] += v
         for g in placement.gpu_indices:
             self.gpu_free_milli[n, g] += placement.gpu_milli
+        if placement.gpu_indices:
+            self.gpu_pod_kind_count[n, gpu_pod_kind(placement)] -= 1
         del self.node_pods[n][pod_uid]
         for kv in pod.labels.items():
             bucket = self._pod_label_index.get(kv)
@@ -401,4 +425,4 @@ class ClusterState:
         """Copies of every mutable column (tests compare before/after)."""
         return {k: getattr(self, k).copy() for k in (
             "cpu_free_milli", "memory_free_mib", "pods_count", "nonzero_cpu_requested",
-            "nonzero_memory_requested", "gpu_free_milli", "scalar_free")}
+            "nonzero_memory_requested", "gpu_free_milli", "scalar_free", "gpu_pod_kind_count")}

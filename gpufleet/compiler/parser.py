@@ -17,7 +17,7 @@ Errors are CompileError diagnostics ("Parse error: expected ... but has ...") at
 from __future__ import annotations
 
 from . import ast
-from .diagnostics import CompileError, Location, SourceFile
+from .diagnostics import CompileError, SourceFile
 from .lexer import EOF_KIND, Token, tokenize
 
 PRECEDENCE = {"-": 20, "+": 20, "*": 40, ".": 60}

@@ -12,7 +12,8 @@ pkg/scheduler/apis/config/v1/default_plugins.go mergePlugins):
 
 Built-in profiles (``builtin_profile``): ``default`` (kube's default score set among gpufleet's plugins),
 ``random``, ``spread`` (LeastAllocated over cpu, memory and GPUs) and ``binpack`` (GpuBinPacking plus
-MostAllocated).
+MostAllocated); the FGD paper's policies ``random-fgd``, ``dotprod``, ``clustering``, ``packing``, ``bestfit``,
+``fgd`` (see FGD_PAPER_POLICIES and docs/fgd.md).
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from .plugins import REGISTRY
 
 API_VERSIONS = ("kubescheduler.config.k8s.io/v1", "kubescheduler.config.k8s.io/v1beta3")
 
-FILTERS = ["NodeUnschedulable", "NodeName", "TaintToleration", "NodeAffinity", "NodeResourcesFit", "GpuFit"]
+FILTERS = ["NodeUnschedulable", "NodeName", "TaintToleration", "NodeAffinity", "NodeResourcesFit", "GpuFit",
+           "GpuWorkloadType", "MigPlacement"]  # the last two: partitioned GPUs (docs/devices.md); no-ops otherwise
 
 # Default plugin set per extension point, (name, weight); kube-scheduler's defaults among our plugins.
 DEFAULT_PLUGINS: dict[str, list[tuple[str, int]]] = {
@@ -39,7 +41,7 @@ DEFAULT_PLUGINS: dict[str, list[tuple[str, int]]] = {
     "preScore": [("NodeResourcesBalancedAllocation", 1), ("SelectorSpread", 1)],
     "score": [("TaintToleration", 3), ("NodeResourcesFit", 1), ("NodeResourcesBalancedAllocation", 1),
               ("SelectorSpread", 1)],
-    "reserve": [("GpuFit", 1)],
+    "reserve": [("GpuFit", 1), ("MigPlacement", 1)],
     "permit": [],
     "preBind": [],
     "bind": [("DefaultBinder", 1)],
@@ -70,7 +72,7 @@ GPU_AWARE_RESOURCES = [{"name": "cpu", "weight": 1}, {"name": "memory", "weight"
 
 
 def builtin_profile(name: str) -> ProfileConfig:
-    """A built-in policy by name: default, random, spread, binpack."""
+    """A built-in policy by name (BUILTIN_POLICIES)."""
     if name == "default":
         return ProfileConfig(source="built-in policy 'default'")
     if name == "random":
@@ -81,11 +83,33 @@ def builtin_profile(name: str) -> ProfileConfig:
     if name == "binpack":
         return _policy(name, [("GpuBinPacking", 2), ("NodeResourcesFit", 1)], {"NodeResourcesFit": {
             "scoringStrategy": {"type": "MostAllocated", "resources": GPU_AWARE_RESOURCES}}})
+    if name in FGD_PAPER_POLICIES:
+        plugin, args, picks_gpus = FGD_PAPER_POLICIES[name]
+        cfg = _policy(name, [(plugin, 1)], {plugin: dict(args)} if args else {})
+        if picks_gpus:  # the plugin chooses a fractional pod's GPU even when scoring is skipped
+            cfg.plugins["reserve"] = [(plugin, 1)] + cfg.plugins["reserve"]
+        return cfg
     raise SpecError(f"unknown policy {name!r} (expected one of {', '.join(BUILTIN_POLICIES)} or a "
                     "KubeSchedulerConfiguration file)")
 
 
-BUILTIN_POLICIES = ("default", "random", "spread", "binpack")
+# The FGD paper's policies (USENIX ATC'23, Sec. 6.1, as its simulator runs them: the one score plugin alone,
+# default kube scorers off): policy name -> (score plugin, its args, whether it picks the GPUs in Reserve).
+# FGD-family plugins need ``typicalPods`` args, which the simulator adds per experiment (sim.experiment).
+FGD_PAPER_POLICIES = {
+    "random-fgd": ("Random", {"gpuSelection": "random"}, False),
+    "dotprod": ("DotProd", {}, False),
+    "clustering": ("GpuClustering", {}, False),
+    "packing": ("GpuPacking", {}, False),
+    "bestfit": ("BestFit", {}, False),
+    "fgd": ("FGD", {}, True),
+    # gpufleet's own (docs/fgd.md): FGD's gradient on a CPU- and capacity-aware fragmentation measure.
+    "fgd-cap": ("CapacityFGD", {"alpha": 0.5}, True),
+}
+# Score plugins that take the workload's typical pods as the ``typicalPods`` arg.
+TYPICAL_POD_PLUGINS = {"FGD", "CapacityFGD"}
+
+BUILTIN_POLICIES = ("default", "random", "spread", "binpack", *FGD_PAPER_POLICIES)
 
 
 def _names(f: Field) -> list[tuple[str, int, Field]]:

@@ -12,7 +12,8 @@ Score receives the feasible node indices and returns an integer array. Rules car
   scored; otherwise ``percentage`` (0 = adaptive ``50 - numAllNodes/125``, at least 5) percent, at least 100
   nodes; the search starts where the previous one stopped (round robin).
 * scores: each plugin's scores are normalised, must lie in [0, 100] (MaxNodeScore), multiplied by the
-  plugin's weight and summed; the highest total wins, ties broken uniformly at random (seeded).
+  plugin's weight and summed; the highest total wins, ties broken uniformly at random (seeded), or by a
+  fixed node rank when the backend sets ``Handle.node_rank`` (the FGD simulator's reproducible tie-break).
 * unschedulable diagnostics (FitError.Error): "0/N nodes are available: " then "COUNT REASON" for every
   reason, sorted as strings and joined by ", ", ending with "."; a PostFilter message follows.
 * when only one node is feasible, scoring is skipped.
@@ -194,11 +195,46 @@ class Handle:
         self.binder = binder
         self.clock = clock or (lambda: 0.0)
         self.waiting_pods: dict[str, "WaitingPod"] = {}
+        # Tie-break among the best-scoring nodes: None = uniformly at random (kube); or a rank per node index,
+        # the lowest rank wins (the FGD simulator's kube fork picks the smallest node name, and its node names
+        # carry a seeded random prefix: a fixed random node order per run).
+        self.node_rank: np.ndarray | None = None
         self.frameworks: dict[str, "Framework"] = {}
         self.events: list[tuple[str, Pod, str]] = []  # (reason, pod, message) for backends to record
+        # Every pod the scheduler knows (pending, waiting at Permit, bound) by uid, and pod groups by key
+        # (kube's pod and PodGroup listers); group_members indexes pods by "namespace/group".
+        self.pods: dict[str, Pod] = {}
+        self.pod_groups: dict[str, Any] = {}
+        self.group_members: dict[str, dict[str, Pod]] = {}
+        self.group_first_seen: dict[str, float] = {}
+        self.shared: dict[str, Any] = {}  # state plugins keep across cycles (e.g. gangs denied for a while)
+        # Set by the Scheduler (kube's WaitingPod.Allow/Reject, PodsToActivate, and the preemption
+        # eviction): plugins call these, never the Scheduler directly.
+        self.allow_waiting: Callable[[str, str], Any] = lambda uid, plugin: None
+        self.reject_waiting: Callable[[str, str], Any] = lambda uid, message: None
+        self.activate: Callable[[list[Pod]], None] = lambda pods: None
+        self.evict: Callable[[Pod, str], None] = lambda pod, message: None
 
     def record_event(self, reason: str, pod: Pod, message: str) -> None:
         self.events.append((reason, pod, message))
+
+    def add_pod(self, pod: Pod) -> None:
+        self.pods[pod.uid] = pod
+        if pod.pod_group:
+            key = f"{pod.namespace}/{pod.pod_group}"
+            self.group_members.setdefault(key, {})[pod.uid] = pod
+            self.group_first_seen.setdefault(key, self.clock())
+
+    def remove_pod(self, pod: Pod) -> None:
+        self.pods.pop(pod.uid, None)
+        if pod.pod_group:
+            key = f"{pod.namespace}/{pod.pod_group}"
+            members = self.group_members.get(key)
+            if members is not None:
+                members.pop(pod.uid, None)
+                if not members:
+                    del self.group_members[key]
+                    self.group_first_seen.pop(key, None)
 
 
 class Plugin:
@@ -381,6 +417,8 @@ class Framework:
         best = np.flatnonzero(scores == scores.max())
         if len(best) == 1:
             return int(nodes[best[0]])
+        if self.handle.node_rank is not None:
+            return int(nodes[best[np.argmin(self.handle.node_rank[nodes[best]])]])
         return int(nodes[best[self.handle.rng.integers(len(best))]])
 
     def schedule_pod(self, state: CycleState, pod: Pod) -> ScheduleResult:

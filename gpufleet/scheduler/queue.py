@@ -182,6 +182,19 @@ class SchedulingQueue:
                 self._push_active(qp)
         return moved
 
+    def activate(self, uids: list[str]) -> int:
+        """Move these pods from backoffQ or unschedulablePods to activeQ now (kube's PodsToActivate)."""
+        moved = 0
+        for uid in uids:
+            where = self._where.get(uid)
+            if where not in ("backoff", "unschedulable"):
+                continue
+            qp = self._known[uid]
+            self.unschedulable.pop(uid, None)
+            self._push_active(qp)  # a stale backoff heap entry is skipped when it surfaces
+            moved += 1
+        return moved
+
     def flush(self) -> None:
         now = self.clock()
         while self._backoff and self._backoff[0][0] <= now:

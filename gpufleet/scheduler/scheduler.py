@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..cluster import ClusterState, Pod, SpecError
+from ..cluster import ClusterState, Pod, PodGroup, SpecError
 from .config import ProfileConfig, build_profile
 from .framework import Code, CycleState, Diagnosis, FitError, Framework, Handle, Status
 from .queue import QueuedPod, SchedulingQueue
@@ -62,7 +62,14 @@ class Scheduler:
         self.queue = SchedulingQueue(first.less, self.clock)
         self.stats = SchedulerStats()
         self.on_bound: list[Callable[[Pod, str], None]] = []
+        # Called when a plugin (preemption) evicts a bound pod, before the scheduler forgets it; the
+        # backend deletes the pod (kube: the API delete; the simulator: the pod's job is stopped).
+        self.on_evicted: list[Callable[[Pod, str], None]] = []
         self._waiting_qp: dict[str, QueuedPod] = {}  # pods parked at Permit, by uid
+        self.handle.allow_waiting = self.allow
+        self.handle.reject_waiting = self.reject
+        self.handle.activate = self.activate
+        self.handle.evict = self.evict
 
     # ------------------------------------------------------------------ feeding
     def framework_for(self, pod: Pod) -> Framework | None:
@@ -72,10 +79,32 @@ class Scheduler:
         return pod.scheduler_name in self.frameworks
 
     def add(self, pod: Pod) -> None:
+        self.handle.add_pod(pod)
         self.queue.add(pod)
+
+    def add_pod_group(self, group: PodGroup) -> None:
+        """Register a PodGroup (gang): its pods bind only once ``min_member`` of them have a place."""
+        self.handle.pod_groups[group.key] = group
+        self.queue.move_all_to_active_or_backoff("PodGroupAdd")
+
+    def remove_pod_group(self, group: PodGroup) -> None:
+        self.handle.pod_groups.pop(group.key, None)
+
+    def activate(self, pods: list[Pod]) -> None:
+        """kube's PodsToActivate: move these pods from backoff or unschedulable to activeQ now."""
+        self.queue.activate([p.uid for p in pods])
+
+    def evict(self, pod: Pod, message: str) -> None:
+        """A plugin (preemption) evicts a bound or waiting pod: tell the backend, then forget the pod."""
+        self.handle.record_event("Preempted", pod, message)
+        for cb in self.on_evicted:
+            cb(pod, message)
+        if pod.uid in self.handle.pods:
+            self.pod_deleted(pod)
 
     def pod_deleted(self, pod: Pod) -> None:
         """A pod is gone: forget it in the queue, give its resources back, and retry parked pods."""
+        self.handle.remove_pod(pod)
         self.queue.delete(pod)
         waiting = self.handle.waiting_pods.pop(pod.uid, None)
         if waiting is not None:
@@ -107,8 +136,13 @@ class Scheduler:
         try:
             result = fw.schedule_pod(state, pod)
         except FitError as err:
-            fw.run_post_filter(state, pod, err.diagnosis)
-            return self._unschedulable(qp, err.diagnosis)
+            post = fw.run_post_filter(state, pod, err.diagnosis)
+            outcome = self._unschedulable(qp, err.diagnosis)
+            if post is not None and post.status.ok:
+                # PostFilter made room (preemption, a released gang): retry at once, ahead of the pods
+                # that the freed resources moved back (kube nominates the node for the same reason).
+                self.queue.activate([pod.uid])
+            return outcome
         node = result.node_index
         status = fw.run_reserve(state, pod, node)
         if status.ok:

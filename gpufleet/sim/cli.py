@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..cluster import GpufleetError
+from ..shared_data import shared_path
 from .experiment import Experiment, ExperimentResult, parse_seeds, resolve_policies, run_experiment
 from .report import print_tables, write_outputs
 from .synthetic import synthetic_nodes, synthetic_pods_for
@@ -24,10 +25,22 @@ def register(subparsers) -> None:
         description="Run scheduling policies over seeds on a simulated cluster. fill: pods arrive in a "
                     "seeded order until 1.3x the GPU capacity has arrived and never leave (the FGD paper's "
                     "experiment); replay: pods arrive at creation_time, run, leave, and pending pods wait.")
-    sim.add_argument("--cluster", required=True, metavar="FILE",
-                     help="cluster: a YAML Cluster/Node spec or an openb node CSV")
-    sim.add_argument("--workload", required=True, metavar="FILE",
-                     help="workload: a YAML Workload/Pod spec or an openb pod CSV")
+    sim.add_argument("--cluster", metavar="FILE",
+                     help="cluster: a YAML Cluster/Node spec or an openb node CSV (required unless --experiment)")
+    sim.add_argument("--workload", metavar="FILE",
+                     help="workload: a YAML Workload/Pod spec or an openb pod CSV (required unless --experiment)")
+    sim.add_argument("--experiment", choices=("fgd",), default=None,
+                     help="fgd: the FGD paper's experiment on the openb traces as its simulator runs it "
+                          "(docs/fgd.md); uses --data, --traces, --policy, --seeds, --out")
+    sim.add_argument("--data", metavar="DIR", default=None,
+                     help="--experiment fgd: the openb directory (default $GPUFLEET_SHARED/data/openb or "
+                          "../shared/data/openb)")
+    sim.add_argument("--traces", metavar="NAMES", default="repro",
+                     help="--experiment fgd: trace names (default, cpu250, ...), 'repro' (the 5 reproduction "
+                          "traces, default) or 'all' (the paper's 17)")
+    sim.add_argument("--force", action="store_true", help="--experiment fgd: rerun runs already saved")
+    sim.add_argument("--report-only", action="store_true",
+                     help="--experiment fgd: only aggregate the runs saved in --out")
     policy = sim.add_mutually_exclusive_group()
     policy.add_argument("--policy", default=None, metavar="NAMES",
                         help="built-in policies, comma separated (default, random, spread, binpack); "
@@ -49,8 +62,16 @@ def register(subparsers) -> None:
     demo.add_argument("--quiet", action="store_true", help="no progress bar")
     demo.set_defaults(func=run_demo)
 
+    from .jobs_cli import register as register_jobs  # gpufleet sim-jobs: training-job traces
+
+    register_jobs(subparsers)
+
 
 def run_sim(args: argparse.Namespace) -> int:
+    if args.experiment == "fgd":
+        return run_fgd(args)
+    if not args.cluster or not args.workload:
+        raise GpufleetError("--cluster and --workload are required (or give --experiment fgd)")
     experiment = Experiment(
         name=f"{Path(args.workload).stem} on {Path(args.cluster).stem}", mode=args.mode,
         nodes=read_nodes(args.cluster), pods=read_pods(args.workload),
@@ -88,4 +109,32 @@ def run_and_report(experiment: Experiment, out_dir: str, quiet: bool) -> int:
         raise GpufleetError(f"cannot write results to {out_dir}: {exc.strerror or exc}") from None
     console.print(f"plot: {paths['plot']}\nnumbers: {', '.join(str(p) for k, p in paths.items() if k != 'plot')}",
                   highlight=False)
+    return 0
+
+
+def run_fgd(args: argparse.Namespace) -> int:
+    """``gpufleet sim --experiment fgd``: the sweep (runs not yet saved under --out), then the report."""
+
+    from .fgd_experiment import FGD_TRACES, PAPER_POLICIES, REPRODUCTION_TRACES, run_sweep, write_report
+    data = Path(args.data) if args.data else shared_path("data", "openb")
+    traces = {"repro": list(REPRODUCTION_TRACES), "all": list(FGD_TRACES)}.get(
+        args.traces, [t.strip() for t in args.traces.split(",") if t.strip()])
+    policies = [p.strip() for p in (args.policy or ",".join(PAPER_POLICIES)).split(",") if p.strip()]
+    if args.config:
+        raise GpufleetError("--experiment fgd takes built-in --policy names, not --config")
+    seeds = parse_seeds(args.seeds if args.seeds != "42" else "42..51")
+    out = Path(args.out if args.out != "out/sim" else "out/fgd")
+    console = Console(width=140)
+    if not args.report_only:
+        from ..scheduler import builtin_profile
+        for p in policies:
+            builtin_profile(p)  # unknown names fail here, before any run
+        run_sweep(data, traces, policies, seeds, out, force=args.force,
+                  log=(lambda m: None) if args.quiet else lambda m: console.print(m, highlight=False))
+    try:
+        text, paths = write_report(out, data)
+    except OSError as exc:
+        raise GpufleetError(f"cannot write the report to {out}: {exc.strerror or exc}") from None
+    console.print(text, highlight=False, markup=False)
+    console.print(f"written: {', '.join(str(p) for p in paths)}", highlight=False)
     return 0

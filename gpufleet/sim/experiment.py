@@ -115,6 +115,8 @@ class ExperimentResult:
                     "pods_arrived": float(np.mean([r.pods_arrived for r in runs])),
                     "pods_scheduled": float(np.mean([r.pods_scheduled for r in runs])),
                     "pods_never_scheduled": float(np.mean([r.pods_never_scheduled for r in runs])),
+                    "peak_stranded_mig_slices": float(np.mean([r.mig_slices.get("stranded_slices", 0)
+                                                               for r in runs])),
                     "unschedulable_reasons": _mean_counts([r.unschedulable_reasons for r in runs]),
                 }
         return out

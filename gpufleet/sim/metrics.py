@@ -60,6 +60,35 @@ def typical_pods(pods: Iterable[Pod], coverage: float = TYPICAL_POD_COVERAGE) ->
     return [TypicalPod(shape, count / covered) for shape, count in kept]
 
 
+def fgd_typical_pods(pods: Iterable[Pod], coverage: float = TYPICAL_POD_COVERAGE) -> list[TypicalPod]:
+    """Typical pods exactly as the FGD simulator derives them (pkg/utils/frag.go GetTypicalPods with the
+    experiment's typicalPodsConfig: CPU pods included, popularity threshold 95%, step 1, no GPU weighting).
+
+    Shapes are (CPU milli as kube's non-zero request: 100 when 0, GPU count, milli per GPU, allowed models as
+    the trace's ``gpu_spec`` string); sorted by count, ties in the simulator's order (sort.Reverse of
+    PodResource.Less: larger CPU, then larger milli, GPU count, model string first); shapes are added one by
+    one while the covered pods are fewer than ``coverage`` of all; frequencies renormalised over the kept ones.
+    """
+    counts = Counter(PodShape(p.cpu_milli or 100, p.num_gpu, p.gpu_milli if p.num_gpu else 0,
+                              tuple(p.gpu_models)) for p in pods)
+    total = sum(counts.values())
+    ranked = sorted(counts.items(), key=lambda kv: (kv[1], kv[0].cpu_milli, kv[0].gpu_milli, kv[0].num_gpu,
+                                                    "|".join(kv[0].gpu_models)), reverse=True)
+    kept, covered = [], 0
+    for shape, count in ranked:
+        if covered >= coverage * total:
+            break
+        kept.append((shape, count))
+        covered += count
+    return [TypicalPod(shape, count / covered) for shape, count in kept]
+
+
+def typical_pods_args(typical: Sequence[TypicalPod]) -> list[dict]:
+    """Typical pods as the ``typicalPods`` plugin arg of the fragmentation plugins (scheduler.fragmentation)."""
+    return [{"cpuMilli": m.shape.cpu_milli, "numGpu": m.shape.num_gpu, "gpuMilli": m.shape.gpu_milli,
+             "gpuModels": list(m.shape.gpu_models), "frequency": m.frequency} for m in typical]
+
+
 def node_fragmentation(cluster: ClusterState, typical: Sequence[TypicalPod]) -> np.ndarray:
     """F_n per node, in GPU milli (float)."""
     free = cluster.gpu_free_milli.astype(np.int64)

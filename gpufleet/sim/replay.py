@@ -23,6 +23,7 @@ import numpy as np
 
 from ..cluster import ClusterState, Node, Pod
 from ..scheduler import ProfileConfig, Scheduler
+from ..scheduler.plugins.mig_placement import mig_slice_report
 from .events import EventLoop
 from .metrics import allocation_ratio, delay_percentiles
 from .traces import fresh_copy
@@ -48,6 +49,9 @@ class ReplayResult:
     unschedulable_reasons: dict[str, int] = field(default_factory=dict)  # failed attempts, per reason
     scheduling_attempts: int = 0
     seconds: float = 0.0
+    # MIG slices (scheduler.plugins.mig_placement.mig_slice_report) when the most were stranded; empty
+    # for a cluster without MIG nodes.
+    mig_slices: dict[str, int] = field(default_factory=dict)
 
 
 class Replay:
@@ -68,6 +72,8 @@ class Replay:
         self.pass_times: set[float] = set()
         self.series_times: list[float] = []
         self.series_allocation: list[float] = []
+        self.has_mig = any(k.startswith("gpufleet.io/mig.") for n in nodes for k in n.labels)
+        self.mig_slices: dict[str, int] = {}
         for pod in self.pods:
             self._add_world_event(pod.creation_time, lambda pod=pod: self._arrive(pod), ARRIVAL)
 
@@ -123,6 +129,10 @@ class Replay:
             self._request_pass(min(wake))
 
     def _record_allocation(self) -> None:
+        if self.has_mig:
+            report = mig_slice_report(self.cluster)
+            if not self.mig_slices or report["stranded_slices"] > self.mig_slices["stranded_slices"]:
+                self.mig_slices = report
         ratio = 100 * allocation_ratio(self.cluster)
         if self.series_allocation and self.series_times[-1] == self.loop.now:
             self.series_allocation[-1] = ratio
@@ -147,7 +157,7 @@ class Replay:
                             float(np.mean(delays)) if delays else None, mean_allocation,
                             float(values.max()) if len(values) else 0.0, self.series_times,
                             self.series_allocation, self.reasons, self.scheduler.stats.attempts,
-                            time.perf_counter() - started)
+                            time.perf_counter() - started, self.mig_slices)
 
 
 def run_replay(nodes: Sequence[Node], pods: Sequence[Pod], profiles: list[ProfileConfig], seed: int,

@@ -116,7 +116,10 @@ def read_openb_pods(path: str | Path) -> list[Pod]:
 
 def read_nodes(path: str | Path) -> list[Node]:
     """Nodes from an openb node CSV or a YAML cluster spec."""
-    return read_openb_nodes(path) if str(path).endswith(".csv") else load_cluster(path).nodes
+    if str(path).endswith(".csv"):
+        return read_openb_nodes(path)
+    from ..devices import scheduler_nodes  # the GPU Operator's view: MIG, vGPU, passthrough, time-slicing
+    return scheduler_nodes(load_cluster(path))
 
 
 def read_pods(path: str | Path) -> list[Pod]:

@@ -1,15 +1,16 @@
 """Shared helpers for the compiler tests: where the upstream Toy tests live."""
 
-import os
 from pathlib import Path
 
 import pytest
+
+from gpufleet.shared_data import shared_dir as gpufleet_shared_dir
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def shared_dir() -> Path:
-    return Path(os.environ.get("GPUFLEET_SHARED") or REPO_ROOT.parent / "shared").resolve()
+    return gpufleet_shared_dir().resolve()
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 import pytest
 
-from gpufleet.compiler.diagnostics import CompileError
 from gpufleet.compiler.driver import compile_text
 from gpufleet.compiler.ir import verify
 from gpufleet.compiler.mlir_parser import parse_mlir

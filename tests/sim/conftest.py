@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 
 import pytest
 
 from gpufleet.cluster import Node, Pod
 from gpufleet.scheduler import builtin_profile
+from gpufleet.shared_data import shared_path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-OPENB = (Path(os.environ["GPUFLEET_SHARED"]) if "GPUFLEET_SHARED" in os.environ else
-         REPO_ROOT.parent / "shared") / "data" / "openb"
+OPENB = shared_path("data", "openb")
 
 
 @pytest.fixture

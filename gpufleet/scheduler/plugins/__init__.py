@@ -5,11 +5,21 @@ from __future__ import annotations
 from ..framework import Plugin
 from .affinity import NodeAffinity
 from .balanced import NodeResourcesBalancedAllocation
+from .bestfit import BestFit
 from .binder import DefaultBinder
+from .clustering import GpuClustering
+from .dotprod import DotProd
+from .fgd import FGD
+from .fgd_capacity import CapacityFGD
 from .fit import NodeResourcesFit
+from .gang import Coscheduling
 from .gpu_fit import GpuFit
+from .gpu_workload import GpuWorkloadType
+from .gpupacking import GpuPacking
+from .mig_placement import MigPlacement
 from .node_basics import NodeName, NodeUnschedulable
 from .packing import GpuBinPacking
+from .preemption import PriorityPreemption
 from .queuesort import PrioritySort
 from .random import Random
 from .spread import SelectorSpread
@@ -29,7 +39,9 @@ def register(cls: type[Plugin]) -> type[Plugin]:
 
 
 for _cls in (PrioritySort, NodeUnschedulable, NodeName, TaintToleration, NodeAffinity, NodeResourcesFit,
-             NodeResourcesBalancedAllocation, SelectorSpread, GpuFit, GpuBinPacking, Random, DefaultBinder):
+             NodeResourcesBalancedAllocation, SelectorSpread, GpuFit, GpuBinPacking, Random, DefaultBinder,
+             DotProd, GpuClustering, GpuPacking, BestFit, FGD, CapacityFGD, Coscheduling, PriorityPreemption,
+             GpuWorkloadType, MigPlacement):
     register(_cls)
 
 __all__ = ["REGISTRY", "register"]

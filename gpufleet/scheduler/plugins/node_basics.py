@@ -8,7 +8,6 @@ name").
 
 from __future__ import annotations
 
-import numpy as np
 
 from ...cluster import Taint
 from ..framework import FilterResult, Plugin

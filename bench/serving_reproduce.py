@@ -1,0 +1,84 @@
+"""Reproduce the GPULet paper's Fig. 13 shape and regenerate the table in docs/serving.md.
+
+    .venv/bin/python bench/serving_reproduce.py            # prints the table
+    .venv/bin/python bench/serving_reproduce.py --write-docs  # also rewrites the block in docs/serving.md
+
+Reads ../shared/data/gpulet (or $GPUFLEET_SHARED/data/gpulet). Each figure is a ratio of two planners'
+highest sustained request rates measured in the same run (<= 1 % SLO violations in the simulator).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from gpufleet.serving.errors import ServingError
+from gpufleet.serving.reference import (paper_facts, paper_scenarios, reference_interference,
+                                        reference_profiles, with_lenet_copies)
+from gpufleet.serving.reproduce import geometric_mean, reproduce
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "serving.md"
+BEGIN, END = "<!-- reproduction:begin -->", "<!-- reproduction:end -->"
+
+
+def table(rows, facts, args) -> str:
+    fig13 = facts["fig13_slo_preserved_max_throughput_rps_APPROX"]
+    lines = [f"Command: `.venv/bin/python bench/serving_reproduce.py --write-docs` ({args.gpus} GPUs, "
+             f"{args.duration:g} s simulated per point, seed {args.seed}; {args.elapsed:.0f} s on 2 cores).", "",
+             "| scenario | gpulet+int | gpulet | SBP | greedy | gpulet+int / SBP | gpulet+int / greedy | "
+             "paper gpulet+int / SBP | paper gpulet+int / greedy |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        p = fig13.get(r.scenario, {})
+        paper_sbp = p["gpulet+int"] / p["SBP"] if p else float("nan")
+        paper_greedy = p["gpulet+int"] / p["greedy_best_fit"] if p else float("nan")
+        lines.append(f"| {r.scenario} | {r.rates['gpulet+int']:.0f} | {r.rates['gpulet']:.0f} | {r.rates['sbp']:.0f} | "
+                     f"{r.rates['greedy']:.0f} | {r.ratio('gpulet+int', 'sbp'):.2f} | {r.ratio('gpulet+int', 'greedy'):.2f} | "
+                     f"{paper_sbp:.2f} | {paper_greedy:.2f} |")
+    gm_sbp = geometric_mean(r.ratio("gpulet+int", "sbp") for r in rows)
+    gm_greedy = geometric_mean(r.ratio("gpulet+int", "greedy") for r in rows)
+    lines.append(f"| **geometric mean** | | | | | **{gm_sbp:.2f}** | **{gm_greedy:.2f}** | 1.6 (paper) | 1.8 (paper) |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--gpus", type=int, default=4)
+    ap.add_argument("--duration", type=float, default=5.0, help="simulated seconds per point")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--scenarios", default="", help="comma-separated subset (default all)")
+    ap.add_argument("--write-docs", action="store_true")
+    ap.add_argument("--json", metavar="FILE")
+    args = ap.parse_args(argv)
+    try:
+        profiles, interference = reference_profiles(), reference_interference()
+        facts = paper_facts()
+    except ServingError as exc:
+        print(f"serving_reproduce: {exc}", file=sys.stderr)
+        return 2
+    profiles = with_lenet_copies(profiles, interference)
+    scenarios = paper_scenarios()
+    if args.scenarios:
+        scenarios = {k: v for k, v in scenarios.items() if k in args.scenarios.split(",")}
+    t0 = time.time()
+    rows = reproduce(scenarios, profiles, interference, max_gpus=args.gpus, duration_s=args.duration,
+                     seed=args.seed, progress=lambda s, p, r: print(f"  {s:8s} {p:11s} {r:8.0f} req/s", file=sys.stderr))
+    args.elapsed = time.time() - t0
+    text = table(rows, facts, args)
+    print(text)
+    if args.json:
+        Path(args.json).write_text(json.dumps([{"scenario": r.scenario, **r.rates} for r in rows], indent=2))
+    if args.write_docs:
+        doc = DOCS.read_text()
+        if BEGIN not in doc or END not in doc:
+            print(f"serving_reproduce: {DOCS} has no {BEGIN} ... {END} block", file=sys.stderr)
+            return 2
+        head, rest = doc.split(BEGIN, 1)
+        DOCS.write_text(head + BEGIN + "\n" + text + "\n" + END + rest.split(END, 1)[1])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

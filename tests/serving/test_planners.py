@@ -1,0 +1,123 @@
+"""Planner rules on hand-computed cases (latency ratio 1.0 so the arithmetic stays exact)."""
+
+import pytest
+
+from gpufleet.serving.interference import InterferenceModel
+from gpufleet.serving.plan import ModelDemand, residual_batch, saturated_batch, time_share, Allocation
+from gpufleet.serving.planners import make_plan, plan_gpulet, plan_sbp
+from gpufleet.serving.planners.gpulet import efficient_partition, required_partition
+
+from .conftest import linear_profile, profiles
+
+
+def test_sbp_merges_two_residuals_into_one_gpu_with_common_duty_cycle():
+    # L(b) = 2 + b ms. Saturated batch: 2 (2 + B) <= 100 -> B = 32 (941 req/s > 100: no whole GPU).
+    # Residual at 100 req/s: (b - 1) * 10 + 2 + b <= 100 -> b = 9, l = 11, d = min(100 - 11, 90) = 89.
+    # Merge: d = 89, b = ceil(8.9) = 9 each, 11 + 11 <= 89 and 89 + 11 <= 100 -> one GPU.
+    prof = profiles(a={100: (2, 1)}, b={100: (2, 1)})
+    plan = plan_sbp([ModelDemand("a", 100, 100), ModelDemand("b", 100, 100)], prof, ratio=1.0)
+    assert plan.feasible and plan.gpus_used == 1
+    (part,) = plan.gpus[0]
+    assert part.duty_cycle_ms == pytest.approx(89)
+    assert [(a.model, a.batch, a.latency_ms) for a in part.allocations] == [("a", 9, 11), ("b", 9, 11)]
+    assert part.occupancy == pytest.approx(22 / 89)
+    assert all(part.predicted_latency_ms(a) <= 100 for a in part.allocations)
+
+
+def test_sbp_does_not_merge_when_the_batches_overflow_the_duty_cycle():
+    # L(b) = 10 + 2b, SLO 60, 200 req/s: (b - 1) * 5 + 10 + 2b <= 60 -> b = 7, l = 24, d = min(36, 35) = 35.
+    # Merging two: d = 35, b = ceil(7) = 7 each, 24 + 24 = 48 > 35 -> two GPUs.
+    prof = profiles(d1={100: (10, 2)}, d2={100: (10, 2)})
+    plan = plan_sbp([ModelDemand("d1", 200, 60), ModelDemand("d2", 200, 60)], prof, ratio=1.0)
+    assert plan.gpus_used == 2
+    for (part,) in plan.gpus:
+        assert part.duty_cycle_ms == pytest.approx(35) and part.allocations[0].batch == 7
+
+
+def test_sbp_saturates_whole_gpus_first():
+    # L(b) = 2 + b, SLO 100: B = 32, 32 / 34 ms = 941.2 req/s per GPU; 2000 req/s -> 2 saturated GPUs.
+    prof = profiles(a={100: (2, 1)})
+    plan = plan_sbp([ModelDemand("a", 2000, 100)], prof, ratio=1.0)
+    saturated = [p for (p,) in plan.gpus if p.occupancy == pytest.approx(1)]
+    assert len(saturated) == 2 and saturated[0].allocations[0].batch == 32
+    assert plan.served_rps("a") == pytest.approx(2000)
+
+
+def test_batch_rules_with_interference_factor():
+    prof = linear_profile("m", {50: (2, 2), 100: (2, 1)})
+    # residual at 50 %, 100 req/s, SLO 100: 2 + 2b + 10b <= 100 -> b = 8, l = 18, d = min(82, 80) = 80
+    assert residual_batch(prof, 50, 100, 100, ratio=1.0) == (8, pytest.approx(18), pytest.approx(80))
+    # with factor 1.5: 1.5 (2 + 2b) + 10b <= 100 -> 13b <= 97 -> b = 7, l = 24, d = min(76, 70) = 70
+    assert residual_batch(prof, 50, 100, 100, factor=1.5, ratio=1.0) == (7, pytest.approx(24), pytest.approx(70))
+    # saturated at 100 %: 2 * 1.5 * (2 + b) <= 100 -> b = 31
+    assert saturated_batch(prof, 100, 100, factor=1.5, ratio=1.0)[0] == 31
+    assert saturated_batch(prof, 100, 100, ratio=1.0)[0] == 32
+
+
+def test_time_share_rejects_a_member_that_would_miss_its_slo():
+    prof = linear_profile("m", {100: (2, 1)})
+    members = [(Allocation("x", 1, 100, 0, 100), prof), (Allocation("y", 1, 100, 0, 20), prof)]
+    # d = 10: b = 1 each, l = 3; 10 + 3 <= 20 -> feasible
+    assert [a.batch for a in time_share(members, 10, 100, ratio=1.0)] == [1, 1]
+    # d = 18: y needs b = ceil(1.8) = 2, l = 4, 18 + 4 > 20 -> infeasible
+    assert time_share(members, 18, 100, ratio=1.0) is None
+
+
+def test_gpulet_partition_choice():
+    prof = linear_profile("m", {50: (2, 2), 100: (2, 1)})
+    # saturated throughput: 50 %: 2 (2 + 2b) <= 100 -> b = 24, 24 / 50 ms = 480; 100 %: 32 / 34 ms = 941
+    assert efficient_partition(prof, 100, (50, 100), ratio=1.0) == 100
+    assert required_partition(prof, 100, 100, (50, 100), ratio=1.0) == 50   # b = 8 at 50 % (above)
+    assert required_partition(prof, 100, 900, (50, 100), ratio=1.0) == 100
+
+
+def test_gpulet_splits_a_gpu_and_places_the_second_model_in_the_other_half():
+    # a: SLO 100 at 100 req/s -> p_req = 50 -> the GPU splits into 50 (a) + 50 (free).
+    # b: SLO 25 -> at 50 %: b = 1 (l = 4, waits 10), d = 10; time sharing a's gpulet (d = 80) would give
+    # b's requests 80 + 18 > 25, so b takes the free 50 % gpulet.
+    prof = profiles(a={50: (2, 2), 100: (2, 1)}, b={50: (2, 2), 100: (2, 1)})
+    demands = [ModelDemand("a", 100, 100), ModelDemand("b", 100, 25)]
+    plan = plan_gpulet(demands, prof, max_gpus=2, partitions=(50, 100), ratio=1.0)
+    assert plan.feasible and plan.gpus_used == 1
+    parts = {p.models[0]: p for p in plan.gpus[0]}
+    assert parts["a"].percent == 50 and parts["a"].allocations[0].batch == 8
+    assert parts["b"].percent == 50 and parts["b"].allocations[0].batch == 1
+    assert parts["b"].duty_cycle_ms == pytest.approx(10)
+
+
+def test_gpulet_time_shares_a_gpulet_when_the_merge_is_feasible():
+    # two models like a above: the second joins a's 50 % gpulet (d = 80, b = 8 each, 18 + 18 <= 80,
+    # 80 + 18 <= 100); the free half of the GPU stays free and is merged back into one free gpulet.
+    prof = profiles(a={50: (2, 2), 100: (2, 1)}, c={50: (2, 2), 100: (2, 1)})
+    plan = plan_gpulet([ModelDemand("a", 100, 100), ModelDemand("c", 100, 100)], prof, partitions=(50, 100), ratio=1.0)
+    used = [p for p in plan.gpus[0] if p.allocations]
+    assert len(used) == 1 and sorted(used[0].models) == ["a", "c"]
+    assert sum(p.percent for p in plan.gpus[0]) == 100 and len(plan.gpus[0]) == 2
+
+
+def test_interference_aware_gpulet_refuses_a_neighbour_that_breaks_an_slo():
+    # A constant factor 1.5 between a and b: a's batch of 8 at 50 % becomes 1.5 * 18 = 27 ms, and
+    # 80 + 27 > 100, so gpulet+int puts b on a second GPU; plain gpulet packs both on one.
+    prof = profiles(a={50: (2, 2), 100: (2, 1)}, b={50: (2, 2), 100: (2, 1)})
+    util = {("a", 1): (0.5, 0.5), ("b", 1): (0.5, 0.5)}
+    model = InterferenceModel((0, 0, 0, 0, 1.5), util)
+    demands = [ModelDemand("a", 100, 100), ModelDemand("b", 100, 25)]
+    assert plan_gpulet(demands, prof, max_gpus=2, partitions=(50, 100), ratio=1.0).gpus_used == 1
+    aware = plan_gpulet(demands, prof, max_gpus=2, interference=model, partitions=(50, 100), ratio=1.0)
+    assert aware.feasible and aware.gpus_used == 2
+    assert aware.planner == "gpulet+int"
+
+
+def test_greedy_and_dedicated():
+    prof = profiles(a={50: (2, 2), 100: (2, 1)}, b={50: (2, 2), 100: (2, 1)})
+    demands = [ModelDemand("a", 100, 100), ModelDemand("b", 100, 100)]
+    greedy = make_plan("greedy", demands, prof, ratio=1.0, partitions=(50, 100))
+    assert greedy.gpus_used == 1 and sorted(p.percent for p in greedy.gpus[0]) == [50, 50]
+    dedicated = make_plan("dedicated", demands, prof, ratio=1.0)
+    assert dedicated.gpus_used == 2 and all(len(g) == 1 and g[0].percent == 100 for g in dedicated.gpus)
+
+
+def test_max_gpus_leaves_rate_unserved():
+    prof = profiles(a={100: (2, 1)})
+    plan = plan_sbp([ModelDemand("a", 3000, 100)], prof, max_gpus=2, ratio=1.0)
+    assert not plan.feasible and plan.unserved_rps["a"] == pytest.approx(3000 - 2 * 32000 / 34)
