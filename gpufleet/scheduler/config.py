@@ -72,7 +72,11 @@ GPU_AWARE_RESOURCES = [{"name": "cpu", "weight": 1}, {"name": "memory", "weight"
 
 
 def builtin_profile(name: str) -> ProfileConfig:
-    """A built-in policy by name (BUILTIN_POLICIES)."""
+    """A built-in policy by name (BUILTIN_POLICIES); ``NAME+gang`` adds gang scheduling and preemption
+    (Coscheduling and PriorityPreemption, docs/training.md) to the policy NAME."""
+    if name.endswith("+gang"):
+        from .plugins.gang import with_gang
+        return with_gang(builtin_profile(name[: -len("+gang")]))
     if name == "default":
         return ProfileConfig(source="built-in policy 'default'")
     if name == "random":

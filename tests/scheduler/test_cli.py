@@ -81,3 +81,41 @@ def test_installed_script_reports_bad_input_without_traceback(tmp_path):
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip() == (f"gpufleet: error: {bad}:5: status.allocatable.cpu: must not be negative "
                                    "(expected a CPU quantity such as 4 or 500m), got -2")
+
+
+GANGS = """
+apiVersion: scheduling.x-k8s.io/v1alpha1
+kind: PodGroup
+metadata: {name: pair}
+spec: {minMember: 2}
+---
+apiVersion: scheduling.x-k8s.io/v1alpha1
+kind: PodGroup
+metadata: {name: huge}
+spec: {minMember: 3}
+---
+apiVersion: gpufleet.io/v1alpha1
+kind: Workload
+metadata: {name: gangs}
+spec:
+  pods:
+  - {name: pair, replicas: 2, cpu: 1, memory: 1Gi, gpus: 1, labels: {scheduling.x-k8s.io/pod-group: pair}}
+  - {name: huge, replicas: 3, cpu: 1, memory: 1Gi, gpus: 8, labels: {scheduling.x-k8s.io/pod-group: huge}}
+"""
+
+
+def test_schedule_with_gangs_binds_whole_groups_or_nothing(tmp_path, capsys):
+    pods = tmp_path / "gangs.yaml"
+    pods.write_text(GANGS)
+    assert main(["schedule", CLUSTER, str(pods), "--policy", "default+gang", "--json"]) == 0
+    rows = {r["pod"]: r for r in json.loads(capsys.readouterr().out)["pods"]}
+    # the pair fits: both members bound, each on a GPU
+    assert all(rows[f"default/pair-{i}"]["status"] == "scheduled" and rows[f"default/pair-{i}"]["node"]
+               for i in range(2))
+    # three 8-GPU pods: the example cluster has only two 8-GPU nodes, so no member of the group is bound
+    assert all(rows[f"default/huge-{i}"]["status"] != "scheduled" and rows[f"default/huge-{i}"]["node"] is None
+               for i in range(3))
+    # without gang scheduling some but not all of the three are bound: a partial gang holding 8-GPU nodes
+    assert main(["schedule", CLUSTER, str(pods), "--policy", "default", "--json"]) == 0
+    rows = {r["pod"]: r for r in json.loads(capsys.readouterr().out)["pods"]}
+    assert 1 <= sum(rows[f"default/huge-{i}"]["status"] == "scheduled" for i in range(3)) < 3

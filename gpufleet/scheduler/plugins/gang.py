@@ -159,7 +159,8 @@ class Coscheduling(Plugin):
         now = self.handle.clock()
         if until is not None and now < until:
             return Status(Code.UNSCHEDULABLE_AND_UNRESOLVABLE,
-                          [f"pod group {key} failed {self.denied_seconds:g}s ago, retry after {until:g}"])
+                          [f"pod group {key} failed to schedule recently; it is retried in "
+                           f"{until - now:g}s"])
         if not self.demand_fits(self.needed(pod)):
             return Status.unschedulable(f"pod group {key}: the free resources cannot hold the "
                                         f"{group.min_member - self.placed(key)} pods still needed")
