@@ -39,7 +39,15 @@ def build_parser() -> argparse.ArgumentParser:
                 continue  # room not built yet
             raise
         module.register(sub)
+    if "schedule" in sub.choices:  # the scheduler may not import devices; the top level wires the view in
+        sub.choices["schedule"].set_defaults(load_cluster_nodes=_load_cluster_nodes)
     return parser
+
+
+def _load_cluster_nodes(path: str):
+    """``gpufleet schedule``'s cluster: nodes as the GPU Operator configures them (sim.traces.read_cluster)."""
+    from .sim.traces import read_cluster
+    return read_cluster(path)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,7 +1,9 @@
 """The GPU catalog (package data ``catalog.yaml``): memory, SMs, PCI identity, MIG and vGPU profiles.
 
-Every number in ``catalog.yaml`` cites NVIDIA's documentation (MIG user guide, vGPU user guide, GPU
-Operator docs, datasheets; see the sources block at its top). This module only loads and looks up.
+Every number in ``catalog.yaml`` names its source (pci.ids, NVIDIA's MIG user guide, mig-parted and
+vgpu-device-manager configs, go-nvml, spec databases; see the sources block at its top); numbers no stored
+source confirmed are listed per model under ``unverified`` (field paths, e.g. ``sm_count``,
+``mig.placements``). This module only loads and looks up.
 
 Resource names follow the NVIDIA components that advertise them:
 
@@ -86,6 +88,7 @@ class GpuModel:
     mig: MigGeometry | None
     vgpu: dict[str, VgpuProfile] = field(default_factory=dict)  # full type name -> profile
     default_vgpu: tuple[str, int] | None = None
+    unverified: tuple[str, ...] = ()  # catalog fields no stored public source confirmed (catalog.yaml)
 
     @property
     def device_filter(self) -> str:
@@ -153,8 +156,26 @@ def _model(name: str, d: dict) -> GpuModel:
     default = None
     if d.get("default_vgpu"):
         default = (f"{pci['vgpu_prefix']}-{d['default_vgpu']['type']}", int(d["default_vgpu"]["count"]))
+    unverified = tuple(d.get("unverified") or ())
+    for path in unverified:
+        _check_field_path(d, path)
     return GpuModel(name, int(d["memory_mib"]), int(d["sm_count"]), d["product"], tuple(d.get("aliases", [])),
-                    pci["device_id"], pci["name"], pci["vgpu_prefix"], mig, vgpu, default)
+                    pci["device_id"], pci["name"], pci["vgpu_prefix"], mig, vgpu, default, unverified)
+
+
+def _check_field_path(d: dict, path: str) -> None:
+    """``unverified`` entries name catalog fields: ``sm_count``, ``mig.placements`` (every profile's),
+    ``mig.profiles.<profile>.placements``."""
+    parts = path.split(".")
+    if parts[:2] == ["mig", "profiles"] and len(parts) > 3:  # profile names contain dots
+        parts = ["mig", "profiles", ".".join(parts[2:-1]), parts[-1]]
+    node = d
+    for i, part in enumerate(parts):
+        if part == "placements" and i == 1 and parts[0] == "mig":
+            return
+        if not isinstance(node, dict) or part not in node:
+            raise ValueError(f"unverified entry {path!r} names no catalog field")
+        node = node[part]
 
 
 @lru_cache(maxsize=1)

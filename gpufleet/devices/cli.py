@@ -86,12 +86,16 @@ def run_catalog(args: argparse.Namespace) -> int:
     console = Console(width=160)
     if args.model is None:
         table = Table(title="GPU catalog")
-        for col in ("model", "memory", "SMs", "PCI", "passthrough resource", "MIG profiles", "vGPU types"):
+        for col in ("model", "memory", "SMs", "PCI", "passthrough resource", "MIG profiles", "vGPU types",
+                    "unverified"):
             table.add_column(col)
         for m in cat.models.values():
             table.add_row(m.name, f"{m.memory_mib // 1024} GiB", str(m.sm_count), m.pci_vendor_selector,
-                          m.passthrough_resource, str(len(m.mig.profiles)) if m.mig else "-", str(len(m.vgpu)))
+                          m.passthrough_resource, str(len(m.mig.profiles)) if m.mig else "-", str(len(m.vgpu)),
+                          ", ".join(m.unverified) or "-")
         console.print(table)
+        console.print("Sources: gpufleet/devices/catalog.yaml (header); 'unverified': no stored public source "
+                      "confirmed the field (docs/devices.md).")
         return 0
     m = cat.find(args.model)
     if m is None:
@@ -104,6 +108,8 @@ def run_catalog(args: argparse.Namespace) -> int:
             t.add_row(p.name, str(p.compute), str(p.memory), str(p.max_instances),
                       "{" + ",".join(map(str, p.placements)) + f"}}:{p.memory}", p.resource)
         console.print(t)
+    if m.unverified:
+        console.print(f"{m.name}: unverified (no stored public source confirmed): {', '.join(m.unverified)}")
     t = Table(title=f"{m.name} vGPU types")
     for col in ("type", "frame buffer", "max per GPU", "resource"):
         t.add_column(col)

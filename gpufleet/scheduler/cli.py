@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..cluster import ClusterState, GpufleetError, load_cluster, load_workload
+from typing import Callable
+
+from ..cluster import ClusterState, GpufleetError, Node, load_cluster, load_workload
 from .config import BUILTIN_POLICIES, builtin_profile, load_config
 from .scheduler import Scheduler
 
@@ -33,13 +35,26 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
+ClusterLoader = Callable[[str], tuple[str, list[Node]]]
+
+
+def _spec_nodes(path: str) -> tuple[str, list[Node]]:
+    spec = load_cluster(path)
+    return spec.name, spec.nodes
+
+
 def schedule_file(cluster_path: str, pods_path: str, policy: str | None = None, config: str | None = None,
-                  seed: int = 0) -> dict:
-    """Schedule the pods of ``pods_path`` on ``cluster_path``; the result as plain data."""
-    spec = load_cluster(cluster_path)
+                  seed: int = 0, load_cluster_nodes: ClusterLoader | None = None) -> dict:
+    """Schedule the pods of ``pods_path`` on ``cluster_path``; the result as plain data.
+
+    ``load_cluster_nodes(path) -> (name, nodes)`` reads the cluster. The scheduler room may import only
+    ``cluster``, so by default the nodes are the spec's plain nodes; the ``gpufleet`` command passes a
+    loader from a room that applies the devices view (MIG, vGPU, passthrough, time-slicing resources).
+    """
+    cluster_name, nodes = (load_cluster_nodes or _spec_nodes)(cluster_path)
     work = load_workload(pods_path)
     profiles = load_config(config) if config else [builtin_profile(policy or "default")]
-    cluster = ClusterState(spec.nodes)
+    cluster = ClusterState(nodes)
     sched = Scheduler(cluster, profiles, seed=seed, clock=lambda: 0.0)
     for group in work.pod_groups:
         sched.add_pod_group(group)
@@ -65,7 +80,7 @@ def schedule_file(cluster_path: str, pods_path: str, policy: str | None = None, 
         })
     total = cluster.gpu_total_milli
     return {
-        "cluster": spec.name, "nodes": cluster.num_nodes,
+        "cluster": cluster_name, "nodes": cluster.num_nodes,
         "profile": config or (policy or "default"),
         "pods": rows,
         "summary": {"pods": len(rows), "scheduled": sum(r["status"] == "scheduled" for r in rows),
@@ -81,7 +96,8 @@ def _requests(r: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    result = schedule_file(args.cluster, args.pods, args.policy, args.config, args.seed)
+    result = schedule_file(args.cluster, args.pods, args.policy, args.config, args.seed,
+                           getattr(args, "load_cluster_nodes", None))
     if args.json:
         print(json.dumps(result, indent=2))
         return 0

@@ -11,6 +11,9 @@ shuffle with ``numpy.random.default_rng(seed).permutation``; if the shuffled tra
 target, keep the shortest prefix whose cumulative GPU request reaches it (pods after it are pruned; CPU-only
 pods inside the prefix stay); otherwise append pods drawn uniformly with replacement from the trace (same
 generator) until the target is reached. Re-sampled pods are copies with their own names (``NAME~k``).
+
+On a cluster with MIG nodes the run also reports stranded MIG compute slices (``mig_slice_report``): the
+most seen at any curve point (``mig_slices``) and after the last pod (``final_mig_slices``).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import numpy as np
 
 from ..cluster import MILLI_PER_GPU, ClusterState, GpufleetError, Node, Pod
 from ..scheduler import ProfileConfig, Scheduler
+from ..scheduler.plugins.mig_placement import mig_slice_report
 from .metrics import TypicalPod, allocation_ratio, cluster_fragmentation
 from .traces import fresh_copy
 
@@ -73,6 +77,10 @@ class FillResult:
     unschedulable_reasons: dict[str, int] = field(default_factory=dict)  # pods failed, per filter reason
     final_allocation_ratio: float = 0.0
     seconds: float = 0.0
+    # MIG slices (scheduler.plugins.mig_placement.mig_slice_report) at the curve point where the most were
+    # stranded, as replay reports them; empty for a cluster without MIG nodes.
+    mig_slices: dict[str, int] = field(default_factory=dict)
+    final_mig_slices: dict[str, int] = field(default_factory=dict)  # the same after the last pod
 
 
 def run_fill(nodes: Sequence[Node], arrivals: Sequence[Pod], profiles: list[ProfileConfig], seed: int,
@@ -91,6 +99,8 @@ def run_fill(nodes: Sequence[Node], arrivals: Sequence[Pod], profiles: list[Prof
     allocation, fragmentation, fragmentation_ratio = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
     reasons: dict[str, int] = {}
     arrived_milli = scheduled = next_percent = 0
+    has_mig = any(k.startswith("gpufleet.io/mig.") for n in nodes for k in n.labels)
+    peak_mig: dict[str, int] = {}
 
     def record_reached() -> None:
         nonlocal next_percent
@@ -99,6 +109,10 @@ def run_fill(nodes: Sequence[Node], arrivals: Sequence[Pod], profiles: list[Prof
             allocation[next_percent] = 100 * allocation_ratio(cluster)
             fragmentation[next_percent] = 100 * fragment / capacity
             fragmentation_ratio[next_percent] = 100 * ratio
+            if has_mig:  # stranded slices at each curve point (not per pod: the report walks the nodes)
+                report = mig_slice_report(cluster)
+                if not peak_mig or report["stranded_slices"] > peak_mig["stranded_slices"]:
+                    peak_mig.update(report)
             next_percent += 1
             if progress is not None:
                 progress(1)
@@ -116,6 +130,9 @@ def run_fill(nodes: Sequence[Node], arrivals: Sequence[Pod], profiles: list[Prof
                     reasons[reason] = reasons.get(reason, 0) + 1
         arrived_milli += pod.gpu_request_milli
         record_reached()
+    final_mig = mig_slice_report(cluster) if has_mig else {}
+    if final_mig and (not peak_mig or final_mig["stranded_slices"] > peak_mig["stranded_slices"]):
+        peak_mig = dict(final_mig)
     return FillResult(policy, seed, len(arrivals), scheduled, len(arrivals) - scheduled,
                       allocation.tolist(), fragmentation.tolist(), fragmentation_ratio.tolist(), reasons,
-                      100 * allocation_ratio(cluster), time.perf_counter() - started)
+                      100 * allocation_ratio(cluster), time.perf_counter() - started, peak_mig, final_mig)

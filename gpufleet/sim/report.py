@@ -6,6 +6,8 @@ Files written to the output directory:
   and every run with its full curves; NaN (a percent never reached) is written as null.
 * ``allocation.png``: fill: GPU allocation ratio (%) against arrived GPU demand (% of capacity), one line
   per policy averaged over seeds; replay: GPU allocation ratio (%) over virtual time.
+* The tables and ``results.json`` add the stranded MIG compute slices (peak over the run, mean of the seeds;
+  ``mig_slice_report``) when the cluster has MIG nodes.
 * ``allocation_curve.csv`` (fill): one row per (policy, seed), columns 0..130 as in the FGD simulator's
   expected results, so the two can be compared cell by cell.
 """
@@ -30,9 +32,19 @@ def _fmt(value, digits: int = 2) -> str:
     return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
 
 
+def stranded_mig_slices(result: ExperimentResult) -> dict[str, float] | None:
+    """Per policy, the mean over seeds of the peak stranded MIG compute slices; None without MIG nodes."""
+    by_policy = result.by_policy()
+    if not any(r.mig_slices for runs in by_policy.values() for r in runs):
+        return None
+    return {policy: float(np.mean([r.mig_slices.get("stranded_slices", 0) for r in runs])) if runs else math.nan
+            for policy, runs in by_policy.items()}
+
+
 def tables(result: ExperimentResult) -> list[Table]:
     exp = result.experiment
     summary = result.summary()
+    stranded = stranded_mig_slices(result)
     seeds = f"{len(exp.seeds)} seed{'s' if len(exp.seeds) > 1 else ''}"
     if exp.mode == "fill":
         table = Table(title=f"Fill: GPU allocation % when N% of GPU capacity has been asked for (N = 80..130), "
@@ -43,21 +55,27 @@ def tables(result: ExperimentResult) -> list[Table]:
         table.add_column("frag@100", justify="right")
         table.add_column("frag@130", justify="right")
         table.add_column("skipped", justify="right", no_wrap=True)
+        if stranded is not None:
+            table.add_column("stranded MIG slices", justify="right")
         for policy, s in summary.items():
             table.add_row(policy, *[_fmt(s["allocation_at"][str(m)]) for m in MILESTONES],
                           _fmt(s["fragmentation_ratio_at"]["100"]), _fmt(s["fragmentation_ratio_at"]["130"]),
-                          f"{s['pods_unschedulable']:.0f} / {s['pods_arrived']:.0f}")
+                          f"{s['pods_unschedulable']:.0f} / {s['pods_arrived']:.0f}",
+                          *([_fmt(stranded[policy], 1)] if stranded is not None else []))
     else:
         table = Table(title=f"Replay: queueing delay (bind - creation) and GPU allocation; mean of {seeds}")
         table.add_column("policy", no_wrap=True)
         for col in ("scheduled", "never scheduled", "delay p50 (s)", "delay p90 (s)", "delay p99 (s)",
                     "mean alloc %", "peak alloc %"):
             table.add_column(col, justify="right")
+        if stranded is not None:
+            table.add_column("stranded MIG slices", justify="right")
         for policy, s in summary.items():
             d = s["queueing_delay"]
             table.add_row(policy, f"{s['pods_scheduled']:.0f} / {s['pods_arrived']:.0f}",
                           f"{s['pods_never_scheduled']:.0f}", _fmt(d["p50"], 1), _fmt(d["p90"], 1),
-                          _fmt(d["p99"], 1), _fmt(s["mean_allocation_ratio"]), _fmt(s["peak_allocation_ratio"]))
+                          _fmt(d["p99"], 1), _fmt(s["mean_allocation_ratio"]), _fmt(s["peak_allocation_ratio"]),
+                          *([_fmt(stranded[policy], 1)] if stranded is not None else []))
     out = [table]
     if any(s["unschedulable_reasons"] for s in summary.values()):
         what = "pods skipped" if exp.mode == "fill" else "failed attempts"
@@ -135,6 +153,7 @@ def write_json(result: ExperimentResult, path: Path) -> Path:
                        "trace_pods": len(exp.pods)},
         "curve_percents": CURVE_PERCENTS.tolist() if exp.mode == "fill" else None,
         "summary": result.summary(),
+        "peak_stranded_mig_slices": stranded_mig_slices(result),  # per policy, seed mean; null without MIG
         "runs": [dataclasses.asdict(r) for r in result.runs],
     }
     path.write_text(json.dumps(_clean(doc), indent=1, allow_nan=False))

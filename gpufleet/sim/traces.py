@@ -122,6 +122,19 @@ def read_nodes(path: str | Path) -> list[Node]:
     return scheduler_nodes(load_cluster(path))
 
 
+def read_cluster(path: str | Path) -> tuple[str, list[Node]]:
+    """A cluster's name and scheduler nodes, as :func:`read_nodes` reads them (the devices view for YAML).
+
+    The loader the ``gpufleet`` command hands to ``gpufleet schedule`` (the scheduler room may not import
+    devices): an openb node CSV is named after its file.
+    """
+    if str(path).endswith(".csv"):
+        return Path(path).stem, read_openb_nodes(path)
+    from ..devices import scheduler_nodes
+    spec = load_cluster(path)
+    return spec.name, scheduler_nodes(spec)
+
+
 def read_pods(path: str | Path) -> list[Pod]:
     """Pods from an openb pod CSV or a YAML workload spec (Pod or Workload documents)."""
     if str(path).endswith(".csv"):
