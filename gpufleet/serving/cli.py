@@ -3,6 +3,7 @@
     gpufleet serve plan models.yaml [--planner NAME] [--gpus N] [--json]
     gpufleet serve sim models.yaml --rates classifier=200,digits=100 [--duration 10] [--trace FILE] [--out DIR]
     gpufleet serve profile --arch mlp --out profiles.csv [--partitions 50,100]
+    gpufleet serve run models.yaml [--host 127.0.0.1] [--port N] [--device cpu|cuda] [--max-queue N]
 """
 
 from __future__ import annotations
@@ -48,6 +49,20 @@ def register(subparsers) -> None:
     prof.add_argument("--batches", default="1,2,4,8,16,32")
     prof.add_argument("--out", required=True, help="CSV to write")
     prof.set_defaults(func=run_profile)
+
+    run = sub.add_parser("run", help="serve the spec's models over HTTP (router + per-partition workers)",
+                         description="Plan the spec's rates, start one worker process per partition and serve "
+                                     "POST /v1/models/NAME/infer, /healthz and /metrics until SIGINT/SIGTERM. "
+                                     "See docs/serving.md.")
+    run.add_argument("spec", help="models.yaml (kind InferenceService)")
+    run.add_argument("--host", help="address to bind (default spec.runtime.host, 127.0.0.1)")
+    run.add_argument("--port", type=int, help="port (default spec.runtime.port; 0 picks a free one)")
+    run.add_argument("--planner", help="override spec.planner")
+    run.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                     help="cpu: partitions are core shares; cuda: MPS active-thread percentages (default cpu)")
+    run.add_argument("--max-queue", type=int, help="override spec.runtime.maxQueue (requests queued per model)")
+    run.add_argument("--log-level", default="warning", help="uvicorn log level (default warning)")
+    run.set_defaults(func=run_serve)
 
 
 def parse_rates(text: str) -> dict[str, float]:
@@ -184,3 +199,16 @@ def run_profile(args: argparse.Namespace) -> int:
     write_profiles(args.out, [prof])
     print(f"wrote {args.out}: {len(list(prof.points()))} points for {prof.model}")
     return 0
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from .runtime.server import serve
+    from .spec import load_service
+
+    service = load_service(args.spec)
+    if args.port is not None and not 0 <= args.port <= 65535:
+        raise ServingError(f"--port: expected 0..65535, got {args.port}")
+    if args.max_queue is not None and args.max_queue < 1:
+        raise ServingError(f"--max-queue: expected >= 1, got {args.max_queue}")
+    return serve(service, host=args.host, port=args.port, planner=args.planner, device=args.device,
+                 max_queue=args.max_queue, log_level=args.log_level)

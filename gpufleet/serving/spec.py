@@ -14,6 +14,7 @@
       models:
       - name: classifier           # the key in the profile CSV unless `profile` names another
         arch: mlp                  # runtime model built in code: mlp | lenet | convnet
+        seed: 0                    # runtime: torch seed of its random weights (default 0)
         sloMs: 50
         rateRps: 100
       runtime: {host: 127.0.0.1, port: 8000, maxBodyBytes: 1048576, maxQueue: 64}
@@ -46,6 +47,7 @@ class ModelSpec:
     slo_ms: float
     rate_rps: float
     profile: str
+    seed: int = 0
 
 
 @dataclass
@@ -132,7 +134,8 @@ def parse_service(f: Field, base: Path) -> ServiceSpec:
         if slo <= 0:
             raise item.get("sloMs").error(f"must be > 0, got {slo:g}")
         rate = item.get("rateRps").number(0.0, minimum=0.0)
-        models.append(ModelSpec(mname, arch, slo, rate, item.get("profile").string(arch)))
+        seed = item.get("seed").integer(0, minimum=0)
+        models.append(ModelSpec(mname, arch, slo, rate, item.get("profile").string(arch), seed))
     rt = spec.get("runtime")
     runtime = RuntimeSpec(rt.get("host").string("127.0.0.1"), rt.get("port").integer(8000, minimum=0),
                           rt.get("maxBodyBytes").integer(1 << 20, minimum=1), rt.get("maxQueue").integer(64, minimum=1))

@@ -85,27 +85,66 @@ def test_gpulet_splits_a_gpu_and_places_the_second_model_in_the_other_half():
     assert parts["b"].duty_cycle_ms == pytest.approx(10)
 
 
-def test_gpulet_time_shares_a_gpulet_when_the_merge_is_feasible():
-    # two models like a above: the second joins a's 50 % gpulet (d = 80, b = 8 each, 18 + 18 <= 80,
-    # 80 + 18 <= 100); the free half of the GPU stays free and is merged back into one free gpulet.
-    prof = profiles(a={50: (2, 2), 100: (2, 1)}, c={50: (2, 2), 100: (2, 1)})
-    plan = plan_gpulet([ModelDemand("a", 100, 100), ModelDemand("c", 100, 100)], prof, partitions=(50, 100), ratio=1.0)
-    used = [p for p in plan.gpus[0] if p.allocations]
-    assert len(used) == 1 and sorted(used[0].models) == ["a", "c"]
-    assert sum(p.percent for p in plan.gpus[0]) == 100 and len(plan.gpus[0]) == 2
+def test_gpulet_time_shares_a_gpulet_when_no_free_gpulet_is_left():
+    # glet's order: best fit first, time sharing last. On one GPU a and c take the two 50 % gpulets
+    # (a like above: b = 8, 18 ms, d = 80); e finds no free gpulet and no GPU to add, so it joins a
+    # gpulet (d = 80, b = 8 each, 18 + 18 <= 80, 80 + 18 <= 100).
+    prof = profiles(a={50: (2, 2), 100: (2, 1)}, c={50: (2, 2), 100: (2, 1)}, e={50: (2, 2), 100: (2, 1)})
+    plan = plan_gpulet([ModelDemand(m, 100, 100) for m in "ace"], prof, max_gpus=1, partitions=(50, 100), ratio=1.0)
+    assert plan.feasible and len(plan.gpus) == 1
+    used = sorted(sorted(p.models) for p in plan.gpus[0] if p.allocations)
+    assert [p.percent for p in plan.gpus[0]] == [50, 50]
+    assert used in ([["a", "e"], ["c"]], [["a"], ["c", "e"]])
+    shared = next(p for p in plan.gpus[0] if len(p.allocations) == 2)
+    assert shared.duty_cycle_ms == pytest.approx(80) and [a.batch for a in shared.allocations] == [8, 8]
 
 
-def test_interference_aware_gpulet_refuses_a_neighbour_that_breaks_an_slo():
-    # A constant factor 1.5 between a and b: a's batch of 8 at 50 % becomes 1.5 * 18 = 27 ms, and
-    # 80 + 27 > 100, so gpulet+int puts b on a second GPU; plain gpulet packs both on one.
+def test_gpulet_readjust_uses_a_leftover_gpulet_smaller_than_p_ideal():
+    # a (rate x SLO first) needs 80 % (p_eff = p_req = 80): the GPU splits into 80 + 20. b's p_ideal is
+    # 80 too, but no GPU can be added: glet's readjust puts b into the leftover 20 % gpulet, saturated
+    # (2 (10 + 10 b) <= 100: b = 4, 50 ms, 80 req/s); the other 920 req/s stay unserved.
+    prof = profiles(a={20: (50, 50), 80: (2, 1), 100: (2, 1)}, b={20: (10, 10), 80: (2, 1), 100: (2, 1)})
+    plan = plan_gpulet([ModelDemand("a", 100, 2000), ModelDemand("b", 1000, 100)], prof, max_gpus=1,
+                       partitions=(20, 80, 100), ratio=1.0)
+    parts = {p.models[0]: p for p in plan.gpus[0] if p.allocations}
+    assert parts["a"].percent == 80 and parts["b"].percent == 20
+    assert parts["b"].allocations[0].batch == 4 and parts["b"].allocations[0].rate_rps == pytest.approx(80)
+    assert plan.unserved_rps == {"b": pytest.approx(920)}
+
+
+def test_interference_aware_gpulet_rebatches_a_slowed_neighbour():
+    # A constant factor 1.5 between a and b. b (SLO 25) joins a's GPU; a's batch of 8 at 50 % would take
+    # 1.5 * 18 = 27 ms and 80 + 27 > 100, so a is re-batched for its rate with the factor: b = 7,
+    # l = 1.5 * 16 = 24 ms, d = 70 ms (70 + 24 <= 100). Plain gpulet keeps a's batch of 8.
     prof = profiles(a={50: (2, 2), 100: (2, 1)}, b={50: (2, 2), 100: (2, 1)})
     util = {("a", 1): (0.5, 0.5), ("b", 1): (0.5, 0.5)}
-    model = InterferenceModel((0, 0, 0, 0, 1.5), util)
     demands = [ModelDemand("a", 100, 100), ModelDemand("b", 100, 25)]
-    assert plan_gpulet(demands, prof, max_gpus=2, partitions=(50, 100), ratio=1.0).gpus_used == 1
-    aware = plan_gpulet(demands, prof, max_gpus=2, interference=model, partitions=(50, 100), ratio=1.0)
-    assert aware.feasible and aware.gpus_used == 2
-    assert aware.planner == "gpulet+int"
+    plain = plan_gpulet(demands, prof, max_gpus=2, partitions=(50, 100), ratio=1.0)
+    assert plain.gpus_used == 1 and next(p for _, p in plain.partitions() if "a" in p.models).allocations[0].batch == 8
+    aware = plan_gpulet(demands, prof, max_gpus=2, interference=InterferenceModel((0, 0, 0, 0, 1.5), util),
+                        partitions=(50, 100), ratio=1.0)
+    assert aware.planner == "gpulet+int" and aware.feasible and aware.gpus_used == 1
+    part_a = next(p for _, p in aware.partitions() if "a" in p.models)
+    assert part_a.allocations[0].batch == 7 and part_a.duty_cycle_ms == pytest.approx(70)
+    assert part_a.allocations[0].latency_ms == pytest.approx(24) and part_a.interference_factor == pytest.approx(1.5)
+    for _, p in aware.partitions():
+        for a in p.allocations:
+            assert p.predicted_latency_ms(a) <= a.slo_ms + 1e-9
+
+
+def test_interference_that_costs_a_saturated_neighbour_rate_is_placed_again():
+    # Factor 6: next to b, a cannot keep 100 req/s on its 50 % gpulet (saturated, 2 l <= 100: b = 3,
+    # l = 6 * 8 = 48 ms, 62.5 req/s); the lost 37.5 req/s are placed again, on the second GPU.
+    prof = profiles(a={50: (2, 2), 100: (2, 1)}, b={50: (2, 2), 100: (2, 1)})
+    util = {("a", 1): (0.5, 0.5), ("b", 1): (0.5, 0.5)}
+    demands = [ModelDemand("a", 100, 100), ModelDemand("b", 100, 25)]
+    aware = plan_gpulet(demands, prof, max_gpus=2, interference=InterferenceModel((0, 0, 0, 0, 6.0), util),
+                        partitions=(50, 100), ratio=1.0)
+    assert aware.feasible and aware.served_rps("a") == pytest.approx(100) and aware.served_rps("b") == pytest.approx(100)
+    for _, p in aware.partitions():
+        for a in p.allocations:
+            assert p.predicted_latency_ms(a) <= a.slo_ms + 1e-9
+            assert p.capacity_rps(a) >= a.rate_rps * (1 - 1e-9)
 
 
 def test_greedy_and_dedicated():

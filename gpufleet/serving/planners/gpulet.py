@@ -11,15 +11,19 @@ in ../shared/data/gpulet/README.md. Our reading:
   - ``p_req``: the smallest partition that serves the leftover rate within the SLO (residual rule
     ``l(b) + b / r <= SLO``);
   - ``p_ideal = min(p_eff, p_req)``.
-  - A leftover small enough for a residual gpulet first tries time sharing (Nexus merge, at most 3 models)
-    in an occupied gpulet, highest merged occupancy first.
-  - Otherwise best fit over free gpulets in ascending size with size >= p_ideal; a whole free GPU (100 %)
-    is split into ``p_ideal`` and ``100 - p_ideal``. The gpulet serves ``min(left, saturated throughput)``.
+  - Best fit over free gpulets in ascending size with size >= p_ideal; a whole free GPU (100 %) is split
+    into ``p_ideal`` and ``100 - p_ideal``. The gpulet serves ``min(left, saturated throughput)``.
+  - When nothing fits, one more GPU is added (up to ``max_gpus``; with no limit, time sharing is tried
+    first). With no GPU left, glet's fallbacks in glet's order (``addModeltoSchedule``): ``readjust``
+    (the leftover free gpulets, largest first, even smaller than p_ideal), then time sharing (Nexus
+    merge, at most 3 models, highest merged occupancy first).
   - With interference on, ``l(b)`` is multiplied by the interference factor against the models already in
-    the other gpulets of that GPU, the batch is the largest that still meets the rule with that factor,
-    and the placement is refused when the neighbours would miss their SLO with the factor the newcomer
-    causes (glet's ``checkNeedtoRevert``).
-  - When nothing fits, one more GPU is added (up to ``max_gpus``).
+    the other gpulets of that GPU and the batch is the largest that still meets the rule with that factor.
+    The GPU's other gpulets are re-checked with the factor the newcomer causes (glet's
+    ``checkNeedtoRevert``): a one-model gpulet is re-batched (its batch if still within SLO, else the
+    residual batch for its rate, else the saturated batch, serving less; the rate lost is placed again
+    after all models, as glet re-runs placement for the throughput interference takes); the placement is
+    refused when a neighbour cannot meet its SLO or a time-shared neighbour overflows its duty cycle.
 * Afterwards free gpulets of a GPU are merged, and a GPU left empty becomes one 100 % gpulet again.
 """
 
@@ -65,10 +69,12 @@ def required_partition(profile: LatencyProfile, slo_ms: float, rate_rps: float, 
 
 class _Planner:
     def __init__(self, profiles: ProfileSet, max_gpus: int | None, interference: InterferenceModel | None,
-                 partitions, ratio: float, max_batch: int, max_models: int):
+                 partitions, ratio: float, max_batch: int, max_models: int, time_share_first: bool = False):
+        self.time_share_first = time_share_first
         self.profiles, self.max_gpus, self.interference = profiles, max_gpus, interference
         self.partitions, self.ratio, self.max_batch, self.max_models = sorted(partitions), ratio, max_batch, max_models
         self.gpus: list[list[Partition]] = []
+        self.lost_rps: dict[str, float] = {}  # rate that interference took from saturated gpulets
 
     # -- interference
     def pair_factor(self, model: str, batch: int, percent: int, gpu: list[Partition], skip: Partition) -> float:
@@ -82,8 +88,14 @@ class _Planner:
                 f = max(f, self.interference.factor(model, batch, percent, a.model, a.batch, other.percent))
         return f
 
-    def neighbours_ok(self, gpu: list[Partition], newcomer: Partition) -> list[tuple[Partition, list[Allocation], float]] | None:
-        """Re-check every other gpulet of the GPU with the newcomer in place; the updates, or None."""
+    def neighbours_ok(self, gpu: list[Partition], newcomer: Partition) -> list[tuple] | None:
+        """Re-check every other gpulet of the GPU with the newcomer in place (glet's ``checkNeedtoRevert``):
+        None when a neighbour would miss its SLO (worst case: wait one duty cycle, then run) or a
+        time-shared neighbour would no longer fit its duty cycle; else the updates
+        ``(gpulet, allocations, factor, duty_cycle_ms, rate lost)``. A gpulet serving one model that slows
+        down past its duty cycle (a saturated gpulet) keeps its SLO but serves less: the rate it loses is
+        returned and placed again later (glet re-runs its placement for the throughput that interference
+        takes away, ``incrementalScheduling``)."""
         if self.interference is None:
             return []
         updates = []
@@ -93,21 +105,54 @@ class _Planner:
             f = 1.0
             for a in other.allocations:
                 f = max(f, self.pair_factor(a.model, a.batch, other.percent, gpu, other))
+            if len(other.allocations) == 1:
+                single = self.rebatch(other, other.allocations[0], f)
+                if single is None:
+                    return None
+                alloc, duty, lost = single
+                updates.append((other, [alloc], f, duty, lost))
+                continue
             new_allocs, total = [], 0.0
             for a in other.allocations:
                 lat = scaled_latency(self.profiles[a.model], a.batch, other.percent, f, self.ratio)
-                if other.duty_cycle_ms + lat > a.slo_ms + 1e-9:
-                    return None
                 total += lat
                 new_allocs.append(Allocation(a.model, a.batch, a.rate_rps, lat, a.slo_ms))
-            if total > other.duty_cycle_ms * (1 + 1e-9) and len(other.allocations) > 1:
+            duty, lost = other.duty_cycle_ms, 0.0
+            if total > duty * (1 + 1e-9):
                 return None
-            if len(other.allocations) == 1 and new_allocs[0].latency_ms > other.duty_cycle_ms:
-                # a saturated gpulet slows down: it still meets the SLO (checked) but serves less
-                if 1000.0 * new_allocs[0].batch / new_allocs[0].latency_ms < new_allocs[0].rate_rps * (1 - 1e-9):
-                    return None
-            updates.append((other, new_allocs, f))
+            if any(duty + a.latency_ms > a.slo_ms + 1e-9 for a in new_allocs):
+                return None
+            updates.append((other, new_allocs, f, duty, lost))
         return updates
+
+    def rebatch(self, part: Partition, a: Allocation, factor: float) -> tuple[Allocation, float, float] | None:
+        """A one-model gpulet slowed by ``factor``: keep its batch when it still meets the SLO and keeps
+        up; else the residual batch for its rate with the factor; else the saturated batch with the
+        factor, serving less (the rate lost is returned). ``(allocation, duty cycle, rate lost)`` or None
+        when even a batch of one misses the SLO."""
+        prof = self.profiles[a.model]
+        lat = scaled_latency(prof, a.batch, part.percent, factor, self.ratio)
+        duty = part.duty_cycle_ms
+        if lat <= duty * (1 + 1e-9) and duty + lat <= a.slo_ms + 1e-9:
+            return Allocation(a.model, a.batch, a.rate_rps, lat, a.slo_ms), duty, 0.0
+        res = residual_batch(prof, part.percent, a.slo_ms, a.rate_rps, factor, self.ratio, self.max_batch)
+        if res is not None:
+            b, lat, duty = res
+            return Allocation(a.model, b, a.rate_rps, lat, a.slo_ms), duty, 0.0
+        sat = saturated_batch(prof, part.percent, a.slo_ms, factor, self.ratio, self.max_batch)
+        if sat is None:
+            return None
+        b, lat = sat
+        capacity = 1000.0 * b / lat
+        served = min(a.rate_rps, capacity)
+        return Allocation(a.model, b, served, lat, a.slo_ms), lat, a.rate_rps - served
+
+    def apply(self, updates) -> None:
+        for other, allocs, f, duty, lost in updates:
+            other.allocations, other.interference_factor, other.duty_cycle_ms = allocs, f, duty
+            if lost > 0:
+                model = allocs[0].model
+                self.lost_rps[model] = self.lost_rps.get(model, 0.0) + lost
 
     # -- placement
     def fill(self, d: ModelDemand, part: Partition, gpu: list[Partition], left: float) -> tuple[Partition, float] | None:
@@ -132,8 +177,7 @@ class _Planner:
         if updates is None:
             slot.duty_cycle_ms, slot.allocations, slot.interference_factor = 0.0, [], 1.0
             return False
-        for other, allocs, f in updates:
-            other.allocations, other.interference_factor = allocs, f
+        self.apply(updates)
         return True
 
     def time_share(self, d: ModelDemand, left: float) -> bool:
@@ -162,16 +206,17 @@ class _Planner:
         if updates is None:
             part.allocations, part.interference_factor = saved
             return False
-        for other, new_allocs, nf in updates:
-            other.allocations, other.interference_factor = new_allocs, nf
+        self.apply(updates)
         return True
 
     def place(self, d: ModelDemand, left: float) -> float | None:
+        """Best fit of ``p_ideal``: the smallest free gpulet of at least ``p_ideal`` % (a free 100 % GPU is
+        split into ``p_ideal`` and the rest); the rate served, or None when no such gpulet takes it."""
         prof = self.profiles[d.name]
         p_eff = efficient_partition(prof, d.slo_ms, self.partitions, self.ratio, self.max_batch)
         p_req = required_partition(prof, d.slo_ms, left, self.partitions, self.ratio, self.max_batch)
         p_ideal = min(p_eff, p_req) if p_req is not None else p_eff
-        if p_req is not None and p_req <= p_eff and self.time_share(d, left):
+        if self.time_share_first and p_req is not None and p_req <= p_eff and self.time_share(d, left):
             return left
         free = [(part.percent, gi, k, part) for gi, gpu in enumerate(self.gpus)
                 for k, part in enumerate(gpu) if not part.allocations and part.percent >= p_ideal]
@@ -190,22 +235,53 @@ class _Planner:
                 part.percent = 100
         return None
 
+    def readjust(self, d: ModelDemand, left: float) -> float | None:
+        """glet's ``readjust``: when no free gpulet of ``p_ideal`` is left and no GPU can be added, the
+        leftover free gpulets (smaller than ``p_ideal``) take the rate, largest first, saturated while the
+        rate exceeds what they serve, else as a residual gpulet; the rate served, or None."""
+        free = [(part.percent, gi, k, part) for gi, gpu in enumerate(self.gpus)
+                for k, part in enumerate(gpu) if not part.allocations]
+        for _, gi, _, part in sorted(free, key=lambda t: (-t[0], t[1], t[2])):
+            gpu = self.gpus[gi]
+            filled = self.fill(d, part, gpu, left)
+            if filled is not None and self.try_commit(gpu, part, filled[0]):
+                return filled[1]
+        return None
+
+    def place_rate(self, d: ModelDemand, left: float, plan: Plan) -> None:
+        """Place ``left`` req/s of ``d``: best fit of ``p_ideal`` (opening GPUs one at a time up to
+        ``max_gpus``; with no GPU limit, time sharing is tried before a GPU is opened), then glet's
+        fallbacks: ``readjust`` into the leftover free gpulets, then time sharing."""
+        while left > RATE_SLACK:
+            served = self.place(d, left)
+            if served is None and self.max_gpus is None and self.time_share(d, left):
+                served = left
+            if served is None and (self.max_gpus is None or len(self.gpus) < self.max_gpus):
+                if not (self.gpus and all(not p.allocations for p in self.gpus[-1]) and len(self.gpus[-1]) == 1):
+                    self.gpus.append([Partition(100)])
+                    continue
+            if served is None:
+                served = self.readjust(d, left)
+            if served is None and self.time_share(d, left):
+                served = left
+            if served is None:
+                plan.unserved_rps[d.name] = plan.unserved_rps.get(d.name, 0.0) + left
+                return
+            left -= served
+
     def run(self, demands: list[ModelDemand], name: str) -> Plan:
         plan = Plan(name, demands=list(demands), max_gpus=self.max_gpus)
         for d in sorted(demands, key=lambda d: (-d.rate_rps * d.slo_ms, d.name)):
-            left = d.rate_rps
-            while left > RATE_SLACK:
-                served = self.place(d, left)
-                if served is None:
-                    if self.max_gpus is None or len(self.gpus) < self.max_gpus:
-                        if self.gpus and all(not p.allocations for p in self.gpus[-1]) and len(self.gpus[-1]) == 1:
-                            plan.unserved_rps[d.name] = left  # even an empty GPU cannot take it
-                            break
-                        self.gpus.append([Partition(100)])
-                        continue
-                    plan.unserved_rps[d.name] = left
-                    break
-                left -= served
+            self.place_rate(d, d.rate_rps, plan)
+        by_name = {d.name: d for d in demands}
+        for _ in range(3):  # place again what interference took from saturated gpulets (bounded)
+            lost, self.lost_rps = self.lost_rps, {}
+            for model, rate in sorted(lost.items()):
+                if rate > RATE_SLACK:
+                    self.place_rate(by_name[model], rate, plan)
+        for model, rate in self.lost_rps.items():
+            if rate > RATE_SLACK:
+                plan.unserved_rps[model] = plan.unserved_rps.get(model, 0.0) + rate
         for gpu in self.gpus:  # merge free gpulets; an empty GPU is one 100 % gpulet again
             used = [p for p in gpu if p.allocations]
             free = sum(p.percent for p in gpu if not p.allocations)
@@ -217,7 +293,8 @@ class _Planner:
 def plan_gpulet(demands: list[ModelDemand], profiles: ProfileSet, max_gpus: int | None = None,
                 interference: InterferenceModel | None = None, partitions=PARTITIONS,
                 ratio: float = LATENCY_RATIO, max_batch: int = MAX_BATCH, max_models: int = MAX_MODELS,
-                **_: object) -> Plan:
+                time_share_first: bool = False, **_: object) -> Plan:
     """GPULet without interference awareness (``interference=None``) or with it ("gpulet+int")."""
     name = "gpulet+int" if interference is not None else "gpulet"
-    return _Planner(profiles, max_gpus, interference, partitions, ratio, max_batch, max_models).run(demands, name)
+    return _Planner(profiles, max_gpus, interference, partitions, ratio, max_batch, max_models,
+                    time_share_first).run(demands, name)
