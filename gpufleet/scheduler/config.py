@@ -89,7 +89,9 @@ def builtin_profile(name: str) -> ProfileConfig:
             "scoringStrategy": {"type": "MostAllocated", "resources": GPU_AWARE_RESOURCES}}})
     if name in FGD_PAPER_POLICIES:
         plugin, args, picks_gpus = FGD_PAPER_POLICIES[name]
-        cfg = _policy(name, [(plugin, 1)], {plugin: dict(args)} if args else {})
+        tie = TIE_BREAK_PLUGINS.get(name)
+        score = [(plugin, 100), (tie, 1)] if tie else [(plugin, 1)]
+        cfg = _policy(name, score, {plugin: dict(args)} if args else {})
         if picks_gpus:  # the plugin chooses a fractional pod's GPU even when scoring is skipped
             cfg.plugins["reserve"] = [(plugin, 1)] + cfg.plugins["reserve"]
         return cfg
@@ -109,9 +111,14 @@ FGD_PAPER_POLICIES = {
     "fgd": ("FGD", {}, True),
     # gpufleet's own (docs/fgd.md): FGD's gradient on a CPU- and capacity-aware fragmentation measure.
     "fgd-cap": ("CapacityFGD", {"alpha": 0.5}, True),
+    # FGD's score with a look-ahead tie-break (plugins/fgd_lookahead.py), the best of ours on openb default.
+    "fgd-la": ("LookaheadFGD", {}, True),
 }
+# Policies with a second score plugin that breaks the first one's ties: name -> (tie-break plugin). The main
+# plugin gets weight 100 and the tie-break (scores 0..99) weight 1, so the sum orders nodes lexicographically.
+TIE_BREAK_PLUGINS = {"fgd-la": "LookaheadTieBreak"}
 # Score plugins that take the workload's typical pods as the ``typicalPods`` arg.
-TYPICAL_POD_PLUGINS = {"FGD", "CapacityFGD"}
+TYPICAL_POD_PLUGINS = {"FGD", "CapacityFGD", "LookaheadFGD"}
 
 BUILTIN_POLICIES = ("default", "random", "spread", "binpack", *FGD_PAPER_POLICIES)
 

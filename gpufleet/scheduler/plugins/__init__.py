@@ -11,6 +11,7 @@ from .clustering import GpuClustering
 from .dotprod import DotProd
 from .fgd import FGD
 from .fgd_capacity import CapacityFGD
+from .fgd_lookahead import LookaheadFGD, LookaheadTieBreak
 from .fit import NodeResourcesFit
 from .gang import Coscheduling
 from .gpu_fit import GpuFit
@@ -40,8 +41,8 @@ def register(cls: type[Plugin]) -> type[Plugin]:
 
 for _cls in (PrioritySort, NodeUnschedulable, NodeName, TaintToleration, NodeAffinity, NodeResourcesFit,
              NodeResourcesBalancedAllocation, SelectorSpread, GpuFit, GpuBinPacking, Random, DefaultBinder,
-             DotProd, GpuClustering, GpuPacking, BestFit, FGD, CapacityFGD, Coscheduling, PriorityPreemption,
-             GpuWorkloadType, MigPlacement):
+             DotProd, GpuClustering, GpuPacking, BestFit, FGD, CapacityFGD, LookaheadFGD, LookaheadTieBreak,
+             Coscheduling, PriorityPreemption, GpuWorkloadType, MigPlacement):
     register(_cls)
 
 __all__ = ["REGISTRY", "register"]

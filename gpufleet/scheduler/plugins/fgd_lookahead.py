@@ -1,0 +1,166 @@
+"""LookaheadFGD + LookaheadTieBreak: gpufleet's policy ``fgd-la`` (docs/fgd.md, "Our policy"): FGD's node
+score unchanged, with a look-ahead tie-break among the nodes FGD scores equally.
+
+Rule. For each node and candidate placement (fractional pods on every GPU with enough free milli, whole GPUs on
+the lowest-index free ones, as FGD, gpufleet.scheduler.fragmentation.candidate_placements):
+
+1. primary = FGD's score (plugins/fgd.py, FGD paper Sec. 4): floor(sigmoid((F_before - F_after) / 1000) * 100);
+2. the fractional pod's GPU: among the node's candidates with the best primary, the one whose hole-waste
+   growth W(free - milli) - W(free) is least (FGD takes the first one);
+3. look-ahead growth of the chosen placement, lower is better:
+       g = [F_cap(after) - F_cap(before)] + lam * [sum_gpus W(after) - sum_gpus W(before)]
+   with F_cap the capacity fragmentation (fragmentation.capacity_fragment: free GPU milli that copies of each
+   typical pod could not consume, given the node's free CPU and per-GPU free milli) and W the *hole waste*:
+   the expected milli a GPU with h milli free still has free once the typical pods have filled it,
+       W(h) = (1 - P(h)) * h + P(h) * sum_{s <= h} q_s W(h - s) / Q(h),  Q(h) = sum_{s <= h} q_s,
+       P(h) = min(1, fill * Q(h)),
+   q_s the frequency of per-GPU share s among the typical GPU pods (multi-GPU pods count as s = 1000, GPU
+   models are ignored). The next pod that fits takes the hole, but a hole that only rare shares fit is likely
+   never filled (P < 1): W(190) = 177 on openb default (only 160-milli shares fit), W(470) = 65.
+4. LookaheadTieBreak (score weight 1, LookaheadFGD weight 100, so the sum is lexicographic): among the nodes
+   with the best primary, 99 - (floor(g / quantum) - the best such bucket), at least 1; other nodes 0.
+   Nodes in the same bucket stay tied and go to the framework's tie-break (the fixed node rank in the FGD
+   experiment), which packs; a finer quantum or comparing all nodes lost that packing (docs/fgd.md).
+
+Args (LookaheadFGD): ``typicalPods`` (as FGD; without them the pod being placed is the only typical pod),
+``lam`` (weight of the hole-waste term, default 1), ``fill`` (default 10), ``quantum`` (milli, default 200),
+``pristinePenalty`` (buckets added for an untouched node, default 0; 2..99 keep whole nodes longer: better on
+gpuspec33 at 100% arrived, worse on default at 130%, docs/fgd.md).
+The pod's CPU is the simulator's non-zero request. LookaheadTieBreak reads LookaheadFGD's CycleState entry and
+scores 0 everywhere without it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..fragmentation import (MILLI_PER_GPU, FragmentCache, GpuChoice, TypicalPods, candidate_placements,
+                             capacity_fragment, fgd_cpu_milli, pod_shape_key, sigmoid_score, typical_pods_arg)
+from ..framework import MAX_NODE_SCORE, Plugin
+
+STATE_KEY = "lookahead_tie"
+_BUCKET_BITS = 24  # the cache keeps primary and bucket in one int64: primary << 24 | (bucket + 2^23)
+
+
+def hole_waste(typical: TypicalPods, fill: float) -> np.ndarray:
+    """W(h) for h = 0..1000 milli (float64 [1001]); see the module docstring."""
+    gpu = typical.num_gpu > 0
+    size = np.where(typical.num_gpu[gpu] > 1, MILLI_PER_GPU, typical.gpu_milli[gpu])
+    q = typical.frequency[gpu]
+    q = q / q.sum() if q.sum() > 0 else q
+    w = np.arange(MILLI_PER_GPU + 1, dtype=np.float64)
+    for h in range(1, MILLI_PER_GPU + 1):
+        fit = size <= h
+        total = q[fit].sum()
+        if total > 0:
+            p = min(1.0, fill * total)
+            w[h] = (1.0 - p) * h + p * float(q[fit] @ w[h - size[fit]]) / total
+    return w
+
+
+class LookaheadFGD(Plugin):
+    name = "LookaheadFGD"
+
+    def __init__(self, args=None, handle=None):
+        super().__init__(args, handle)
+        unknown = set(self.args) - {"typicalPods", "lam", "fill", "quantum", "pristinePenalty"}
+        if unknown:
+            raise ValueError(f"unknown argument(s) {', '.join(sorted(unknown))} (expected typicalPods, lam, fill, "
+                             "quantum, pristinePenalty)")
+        self.typical = typical_pods_arg(self.args, self.name)
+        try:
+            self.lam = float(self.args.get("lam", 1.0))
+            self.fill = float(self.args.get("fill", 10.0))
+            self.quantum = float(self.args.get("quantum", 200.0))
+            self.pristine_penalty = int(self.args.get("pristinePenalty", 0))
+        except (TypeError, ValueError):
+            raise ValueError("lam, fill, quantum and pristinePenalty: expected numbers") from None
+        if self.lam < 0 or self.fill <= 0 or self.quantum <= 0 or self.pristine_penalty < 0:
+            raise ValueError(f"expected lam >= 0, fill > 0, quantum > 0 and pristinePenalty >= 0, got {self.lam}, "
+                             f"{self.fill}, {self.quantum}, {self.pristine_penalty}")
+        self.cache = FragmentCache()
+        self._waste: dict = {}
+
+    def typical_for(self, pod) -> TypicalPods:
+        """The typical pods; without the ``typicalPods`` arg, the pod being placed (frequency 1)."""
+        if self.typical is not None:
+            return self.typical
+        return TypicalPods.from_args([{"cpuMilli": fgd_cpu_milli(pod), "numGpu": pod.num_gpu,
+                                       "gpuMilli": pod.gpu_milli if pod.num_gpu else 0,
+                                       "gpuModels": list(pod.gpu_models), "frequency": 1.0}])
+
+    def waste_table(self, typical: TypicalPods) -> np.ndarray:
+        key = (typical.gpu_milli.tobytes(), typical.num_gpu.tobytes(), typical.frequency.tobytes())
+        if key not in self._waste:
+            self._waste[key] = hole_waste(typical, self.fill)
+        return self._waste[key]
+
+    def evaluate(self, pod, cluster, nodes):
+        """(primary score [D], growth bucket [D], GPU choice [D]) for the pod on ``nodes``."""
+        typical = self.typical_for(pod)
+        waste = self.waste_table(typical)
+        gpu_free = cluster.gpu_free_milli[nodes].astype(np.int64)
+        cpu_free = cluster.cpu_free_milli[nodes]
+        model = cluster.gpu_model_id[nodes]
+        names = cluster.gpu_model_names
+        exists = cluster.gpu_exists[nodes]
+        cand = candidate_placements(gpu_free, cpu_free, fgd_cpu_milli(pod), pod.num_gpu, pod.gpu_milli)
+        d, c, g = cand.gpu_free.shape
+        f_before = typical.fragment(gpu_free, cpu_free, model, names)
+        f_after = typical.fragment(cand.gpu_free.reshape(d * c, g), np.repeat(cand.cpu_free, c), np.repeat(model, c),
+                                   names).reshape(d, c)
+        primary = np.where(cand.valid, sigmoid_score(f_before[:, None] - f_after), -1)
+        hole_before = (waste[gpu_free] * exists).sum(axis=1)
+        hole_after = (waste[np.clip(cand.gpu_free, 0, MILLI_PER_GPU)] * exists[:, None, :]).sum(axis=2)
+        # the GPU: best primary, then the least hole-waste growth, then the lowest index
+        key = np.where(cand.valid, primary * 1e9 - (hole_after - hole_before[:, None]), -np.inf)
+        best = np.argmax(key, axis=1)
+        rows = np.arange(d)
+        chosen_gpu = cand.gpu_free[rows, best]
+        cap_before = capacity_fragment(typical, gpu_free, cpu_free, model, names)
+        cap_after = capacity_fragment(typical, chosen_gpu, cand.cpu_free, model, names)
+        growth = (cap_after - cap_before) + self.lam * (hole_after[rows, best] - hole_before)
+        bucket = np.floor(growth / self.quantum).astype(np.int64)
+        if self.pristine_penalty:  # an untouched node (all GPUs and CPU free) counts that many buckets worse
+            untouched = (gpu_free == cluster.gpu_capacity_milli[nodes]).all(axis=1) & \
+                (cpu_free == cluster.cpu_capacity_milli[nodes])
+            bucket = bucket + self.pristine_penalty * untouched
+        return np.maximum(primary[rows, best], 0), bucket, cand.choice[rows, best]
+
+    def _cached(self, pod):
+        half = 1 << (_BUCKET_BITS - 1)
+
+        def evaluate(cluster, nodes):
+            primary, bucket, choice = self.evaluate(pod, cluster, nodes)
+            return (primary << _BUCKET_BITS) | (np.clip(bucket, 1 - half, half - 1) + half), choice
+        return evaluate
+
+    def reserve(self, state, pod, cluster, node_index):
+        """The fractional pod's GPU when scoring was skipped (one feasible node); runs before GpuFit."""
+        if pod.num_gpu == 1 and pod.gpu_milli < MILLI_PER_GPU and "gpu_choice" not in state:
+            self.score(state, pod, cluster, np.array([node_index]))
+        return None
+
+    def score(self, state, pod, cluster, nodes):
+        packed, choice = self.cache.lookup(cluster, nodes, (pod_shape_key(pod), self.typical is None),
+                                           self._cached(pod))
+        primary = packed >> _BUCKET_BITS
+        bucket = (packed & ((1 << _BUCKET_BITS) - 1)) - (1 << (_BUCKET_BITS - 1))
+        state[STATE_KEY] = (np.asarray(nodes).copy(), primary, bucket)
+        if pod.num_gpu == 1 and pod.gpu_milli < MILLI_PER_GPU:
+            state["gpu_choice"] = GpuChoice(cluster.num_nodes, nodes, choice)
+        return primary
+
+
+class LookaheadTieBreak(Plugin):
+    name = "LookaheadTieBreak"
+
+    def score(self, state, pod, cluster, nodes):
+        entry = state.get(STATE_KEY)
+        zeros = np.zeros(len(nodes), dtype=np.int64)
+        if entry is None or len(entry[0]) != len(nodes) or not np.array_equal(entry[0], nodes) or not len(nodes):
+            return zeros
+        _, primary, bucket = entry
+        top = primary == primary.max()
+        step = bucket - bucket[top].min()
+        return np.where(top, MAX_NODE_SCORE - 1 - np.minimum(step, MAX_NODE_SCORE - 2), 0).astype(np.int64)

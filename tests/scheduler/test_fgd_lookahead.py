@@ -1,0 +1,109 @@
+"""gpufleet's look-ahead FGD policy (fgd-la) on small hand-made clusters; every expected value is worked out by
+hand in the comments from the rules in plugins/fgd_lookahead.py's docstring."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gpufleet.cluster import ClusterState, Node, Pod
+from gpufleet.scheduler import CycleState, Scheduler, builtin_profile
+from gpufleet.scheduler.fragmentation import TypicalPods
+from gpufleet.scheduler.plugins.fgd_lookahead import LookaheadFGD, LookaheadTieBreak, hole_waste
+
+# One typical pod: a 300-milli share with 1 core.
+SHARE300 = [{"cpuMilli": 1000, "numGpu": 1, "gpuMilli": 300, "frequency": 1.0}]
+
+
+def test_hole_waste_by_hand():
+    t = TypicalPods.from_args([{"cpuMilli": 1000, "numGpu": 1, "gpuMilli": 500, "frequency": 0.5},
+                               {"cpuMilli": 1000, "numGpu": 1, "gpuMilli": 1000, "frequency": 0.5}])
+    w = hole_waste(t, fill=10)
+    # h < 500: nothing fits, W(h) = h. W(500): only the 500 share fits, Q = 0.5, P = min(1, 10*0.5) = 1:
+    # W(0) = 0. W(700) = W(200) = 200. W(1000): both fit, P = 1: 0.5 W(500) + 0.5 W(0) = 0.
+    assert (w[499], w[500], w[700], w[1000]) == (499, 0, 200, 0)
+    w = hole_waste(t, fill=1)
+    # fill 1: P(500) = 0.5: W(500) = 0.5*500 + 0.5*W(0) = 250; W(700) = 0.5*700 + 0.5*W(200) = 450;
+    # W(1000): P = 1: 0.5*W(500) + 0.5*W(0) = 125.
+    assert (w[500], w[700], w[1000]) == (250, 450, 125)
+
+
+def test_gpu_choice_prefers_the_hole_the_share_leaves_fillable():
+    # GPUs free [600, 500]; the typical pod is a 300 share, the pod a 200 share. FGD's F (GPUs with < 300 free)
+    # is 0 before and after either GPU ([400, 500] or [600, 300]): both score 50 and FGD takes GPU 0.
+    # W (fill 10, only 300 fits, P = 1 from 300 on): W(h) = h below 300, W(h) = W(h - 300) above:
+    # W(600) = 0, W(500) = 200, W(400) = 100, W(300) = 0. GPU 0: W(400) - W(600) = +100;
+    # GPU 1: W(300) - W(500) = -200: the look-ahead takes GPU 1 (500 -> 300, which a 300 share fills exactly).
+    c = ClusterState([Node.with_gpus("n0", 8000, 10**6, 2, "V")])
+    c.assign(Pod("a", 0, 10, 1, 400), 0, (0,))
+    c.assign(Pod("b", 0, 10, 1, 500), 0, (1,))
+    plugin = LookaheadFGD({"typicalPods": SHARE300})
+    state = CycleState()
+    assert plugin.score(state, Pod("p", 1000, 10, 1, 200), c, np.array([0])).tolist() == [50]
+    assert state["gpu_choice"].get(0) == (1,)
+
+
+def one_gpu_nodes():
+    # n0: one GPU with 600 free; n1: one GPU with 500 free; 8 cores each.
+    c = ClusterState([Node.with_gpus("n0", 8000, 10**6, 1, "V"), Node.with_gpus("n1", 8000, 10**6, 1, "V")])
+    c.assign(Pod("a", 0, 10, 1, 400), 0, (0,))
+    c.assign(Pod("b", 0, 10, 1, 500), 1, (0,))
+    return c
+
+
+def test_tie_break_by_lookahead_growth_by_hand():
+    # A 200 share (1 core). FGD: no GPU below 300 before or after on either node: 50 and 50, a tie.
+    # n0: F_cap before: floor(600/300) = 2 copies (CPU allows 8): 600 - 600 = 0; after [400], 7 cores: 1 copy:
+    #     400 - 300 = 100; hole W(400) - W(600) = 100 - 0. growth 200 -> bucket floor(200/200) = 1.
+    # n1: F_cap before [500]: 1 copy: 200; after [300]: 1 copy: 0; hole W(300) - W(500) = -200.
+    #     growth -400 -> bucket -2 (the best).
+    # LookaheadTieBreak: best bucket 99, n0 three buckets worse: 96.
+    c = one_gpu_nodes()
+    plugin = LookaheadFGD({"typicalPods": SHARE300})
+    state = CycleState()
+    nodes = np.arange(2)
+    pod = Pod("p", 1000, 10, 1, 200)
+    assert plugin.score(state, pod, c, nodes).tolist() == [50, 50]
+    assert LookaheadTieBreak().score(state, pod, c, nodes).tolist() == [96, 99]
+    # Without LookaheadFGD's entry in the cycle state the tie-break is neutral.
+    assert LookaheadTieBreak().score(CycleState(), pod, c, nodes).tolist() == [0, 0]
+
+
+def test_fgd_la_end_to_end_beats_the_node_rank_only_on_ties():
+    def run(policy):
+        c = one_gpu_nodes()
+        cfg = builtin_profile(policy)
+        plugin = {"fgd": "FGD", "fgd-la": "LookaheadFGD"}[policy]
+        cfg.plugin_args[plugin] = {"typicalPods": SHARE300}
+        s = Scheduler(c, [cfg], seed=1, clock=lambda: 0.0)
+        s.handle.node_rank = np.array([0, 1])  # n0 wins ties
+        s.add(Pod("p", 1000, 10, 1, 200))
+        out = s.schedule_one()
+        return out.node_name, out.gpu_indices
+
+    assert run("fgd") == ("n0", (0,))  # FGD: tie, the rank picks n0
+    assert run("fgd-la") == ("n1", (0,))  # the look-ahead: n1 (growth -400 against +200)
+
+
+def test_primary_score_is_fgds():
+    # Two 2-GPU nodes, node 1 with [500, 1000] free, typical pods 500 and 1000 (half each): the FGD test's
+    # figures (test_fgd_plugins.test_fgd_sigmoid_score_and_gpu_choice): 43 on the empty node, 56 on node 1.
+    typical = [{"cpuMilli": 1000, "numGpu": 1, "gpuMilli": 500, "frequency": 0.5},
+               {"cpuMilli": 1000, "numGpu": 1, "gpuMilli": 1000, "frequency": 0.5}]
+    c = ClusterState([Node.with_gpus(f"n{i}", 32000, 100000, 2, "V100") for i in range(2)])
+    c.assign(Pod("a", 1000, 10, 1, 500), 1, (0,))
+    state = CycleState()
+    assert LookaheadFGD({"typicalPods": typical}).score(state, Pod("b", 1000, 10, 1, 500), c,
+                                                        np.arange(2)).tolist() == [43, 56]
+    # Only node 1 has the top score: it gets 99, node 0 0.
+    assert LookaheadTieBreak().score(state, Pod("b", 1000, 10, 1, 500), c, np.arange(2)).tolist() == [0, 99]
+
+
+def test_fgd_la_profile_weights_and_args():
+    cfg = builtin_profile("fgd-la")
+    assert cfg.plugins["score"] == [("LookaheadFGD", 100), ("LookaheadTieBreak", 1)]
+    assert cfg.plugins["reserve"][0] == ("LookaheadFGD", 1)
+    with pytest.raises(ValueError, match="unknown argument"):
+        LookaheadFGD({"alpha": 1})
+    with pytest.raises(ValueError, match="quantum"):
+        LookaheadFGD({"quantum": 0})
