@@ -16,7 +16,7 @@ import yaml
 
 from .. import __version__
 from ..scheduler import load_config
-from .runner import POD_GROUP_API, uses_pod_groups
+from .runner import POD_GROUP_API, evicts, uses_pod_groups
 
 DEFAULT_NAMESPACE = "gpufleet-system"
 DEFAULT_NAME = "gpufleet-scheduler"
@@ -34,6 +34,7 @@ API_CALLS: list[tuple[str, str, tuple[str, ...]]] = [
     ("coordination.k8s.io", "leases", ("get", "update")),      # leader.LeaseElector, by name
 ]
 POD_GROUP_CALLS = (POD_GROUP_API[0], POD_GROUP_API[2], ("list", "watch"))
+POD_DELETE_CALLS = ("", "pods", ("delete",))  # runner._delete_victim, only with a preemption plugin
 
 DEFAULT_PROFILE = f"""\
 # gpufleet as a secondary scheduler: pods with spec.schedulerName: {DEFAULT_NAME} are placed by it.
@@ -57,8 +58,10 @@ profiles:
 """
 
 
-def cluster_role_rules(with_pod_groups: bool = False, lease_name: str = DEFAULT_NAME) -> list[dict]:
-    calls = list(API_CALLS) + ([POD_GROUP_CALLS] if with_pod_groups else [])
+def cluster_role_rules(with_pod_groups: bool = False, lease_name: str = DEFAULT_NAME,
+                       with_pod_delete: bool = False) -> list[dict]:
+    calls = list(API_CALLS) + ([POD_GROUP_CALLS] if with_pod_groups else []) + \
+        ([POD_DELETE_CALLS] if with_pod_delete else [])
     rules = []
     for group, resource, verbs in calls:
         rule = {"apiGroups": [group], "resources": [resource], "verbs": list(verbs)}
@@ -68,16 +71,26 @@ def cluster_role_rules(with_pod_groups: bool = False, lease_name: str = DEFAULT_
     return rules
 
 
-def profile_uses_pod_groups(profile_text: str, source: str) -> bool:
-    """Whether a profile enables a plugin that takes PodGroups (then the role may watch podgroups)."""
-    from ..scheduler.plugins import REGISTRY
+def profile_plugin_names(profile_text: str) -> set[str]:
+    """Every plugin a KubeSchedulerConfiguration text enables, at any extension point."""
     import tempfile
     with tempfile.NamedTemporaryFile("w", suffix=".yaml") as fh:
         fh.write(profile_text)
         fh.flush()
         profiles = load_config(fh.name)
-    names = {name for p in profiles for entries in p.plugins.values() for name, _ in entries}
-    return any(uses_pod_groups(REGISTRY[n]) for n in names if n in REGISTRY)
+    return {name for p in profiles for entries in p.plugins.values() for name, _ in entries}
+
+
+def profile_uses_pod_groups(profile_text: str, source: str) -> bool:
+    """Whether a profile enables a plugin that takes PodGroups (then the role may watch podgroups)."""
+    from ..scheduler.plugins import REGISTRY
+    return any(uses_pod_groups(REGISTRY[n]) for n in profile_plugin_names(profile_text) if n in REGISTRY)
+
+
+def profile_evicts(profile_text: str) -> bool:
+    """Whether a profile enables a preemption plugin (then the role may delete pods)."""
+    from ..scheduler.plugins import REGISTRY
+    return any(evicts(REGISTRY[n]) for n in profile_plugin_names(profile_text) if n in REGISTRY)
 
 
 def render(config_path: str | None = None, namespace: str = DEFAULT_NAMESPACE, image: str = DEFAULT_IMAGE,
@@ -97,7 +110,8 @@ def render(config_path: str | None = None, namespace: str = DEFAULT_NAMESPACE, i
     docs.append({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": dict(meta)})
     docs.append({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
                  "metadata": {"name": name, "labels": labels},
-                 "rules": cluster_role_rules(with_groups, lease_name=name)})
+                 "rules": cluster_role_rules(with_groups, lease_name=name,
+                                             with_pod_delete=profile_evicts(profile_text))})
     docs.append({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
                  "metadata": {"name": name, "labels": labels},
                  "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},

@@ -46,6 +46,7 @@ from .metrics import MetricsServer, SchedulerMetrics
 log = logging.getLogger("gpufleet.kube")
 
 POD_GROUP_PLUGINS = ("Coscheduling",)  # plugins that read handle.pod_groups
+EVICTING_PLUGINS = ("PriorityPreemption",)  # plugins that evict pods (the backend deletes them)
 POD_GROUP_API = ("scheduling.x-k8s.io", "v1alpha1", "podgroups")
 
 
@@ -75,6 +76,16 @@ def uses_pod_groups(plugin_class) -> bool:
     return plugin_class.name in POD_GROUP_PLUGINS or bool(getattr(plugin_class, "uses_pod_groups", False))
 
 
+def evicts(plugin_class) -> bool:
+    return plugin_class.name in EVICTING_PLUGINS or bool(getattr(plugin_class, "evicts_pods", False))
+
+
+def needs_pod_delete(scheduler: Scheduler) -> bool:
+    """Whether a profile enables a plugin that evicts pods (then victims are deleted through the API)."""
+    return any(evicts(type(entry.plugin)) for fw in scheduler.frameworks.values()
+               for entries in fw.profile.points.values() for entry in entries)
+
+
 def needs_pod_groups(scheduler: Scheduler) -> bool:
     """Whether a profile enables a plugin that reads PodGroups (then podgroups are watched)."""
     return any(uses_pod_groups(type(entry.plugin)) for fw in scheduler.frameworks.values()
@@ -96,6 +107,11 @@ class KubeScheduler:
         self._bind_failures: dict[str, int] = {}
         self.scheduler = Scheduler(self.cluster, profiles, seed=self.options.seed, binder=self.binder)
         self.sync = ClusterSync(self.scheduler)
+        # Preemption victims are deleted through the API (kube-scheduler's preemption: DELETE of each victim
+        # with its uid as a precondition, graceful); the ClusterState forgets them at once, and the watch's
+        # DELETED event for a pod the cache no longer holds is a no-op.
+        self._core = client.CoreV1Api(self._client())
+        self.scheduler.on_evicted.append(self._delete_victim)
         self.metrics = SchedulerMetrics()
         self.events = EventRecorder(self._client(), self.identity)
         self.inbox: queue.Queue = queue.Queue()
@@ -246,6 +262,14 @@ class KubeScheduler:
             events.clear()
 
     # ------------------------------------------------------------------ the binding cycle's results
+    def _delete_victim(self, pod: Pod, message: str) -> None:
+        body = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=pod.uid))
+        try:
+            self._core.delete_namespaced_pod(pod.name, pod.namespace, body=body)
+        except client.ApiException as exc:
+            if exc.status not in (404, 409):  # already gone, or a new pod with the same name: nothing to do
+                log.warning("could not delete preemption victim %s: %s", pod.key, exc.reason)
+
     def _bound(self, pod: Pod, node_name: str) -> None:
         self.events.record("Scheduled", pod, f"Successfully assigned {pod.key} to {node_name}")
 

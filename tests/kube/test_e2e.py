@@ -258,3 +258,36 @@ def test_pod_groups_reach_the_gang_plugin_and_the_gang_binds_whole(server, kubec
     granted = {(g, r, v) for rule in cluster_role_rules(with_pod_groups=True) for g in rule["apiGroups"]
                for r in rule["resources"] for v in rule["verbs"]}
     assert used <= granted
+
+
+def test_preemption_deletes_the_victim_through_the_api(server, kubeconfig):
+    """A profile with PriorityPreemption: a high-priority pod that fits nowhere gets a node by evicting a
+    lower-priority pod, and the victim is deleted on the API server (not only forgotten in the cache)."""
+    from gpufleet.kube.cli import client_factory
+    from gpufleet.kube.runner import KubeOptions, KubeScheduler
+    from gpufleet.scheduler import builtin_profile
+
+    server.store.create("nodes", node_obj("only", gpus=2))
+    profile = builtin_profile("binpack+gang")
+    profile.scheduler_name = SCHEDULER_NAME
+    options = KubeOptions(identity="preempt", leader_elect=False, metrics_port=None, watch_timeout_s=5,
+                          informer_backoff_s=0.05)
+    sched = KubeScheduler(client_factory(kubeconfig), [profile], options).start()
+    try:
+        for i in range(2):
+            server.store.create("pods", pod_obj(f"low-{i}", gpus=1), namespace="default")
+        assert wait_for(lambda: bound_count(server) == 2, 20)
+        high = pod_obj("high", gpus=1)
+        high["spec"]["priority"] = 1000
+        server.store.create("pods", high, namespace="default")
+        assert wait_for(lambda: any(p["metadata"]["name"] == "high" and p["spec"].get("nodeName")
+                                    for p in server.pods()), 20)
+        names = {p["metadata"]["name"] for p in server.pods()}
+        assert "high" in names and len(names & {"low-0", "low-1"}) == 1  # exactly one victim deleted
+    finally:
+        sched.stop()
+    assert_capacity_respected(server)
+    deletes = {c for c in _used_calls(server) if c[2] == "delete"}
+    granted = {(g, r, v) for rule in cluster_role_rules(with_pod_delete=True) for g in rule["apiGroups"]
+               for r in rule["resources"] for v in rule["verbs"]}
+    assert deletes and deletes <= granted
