@@ -251,6 +251,16 @@ def typical_pods_arg(args: dict | None, plugin: str) -> TypicalPods | None:
         raise ValueError(str(exc)) from None
 
 
+def typical_or_pod(typical: TypicalPods | None, pod) -> TypicalPods:
+    """The workload's typical pods; without them (a profile used outside the simulator's experiment) the pod
+    being placed stands for the workload: one typical pod with frequency 1."""
+    if typical is not None:
+        return typical
+    return TypicalPods.from_args([{"cpuMilli": fgd_cpu_milli(pod), "numGpu": pod.num_gpu,
+                                   "gpuMilli": pod.gpu_milli if pod.num_gpu else 0,
+                                   "gpuModels": list(pod.gpu_models), "frequency": 1.0}])
+
+
 class GpuChoice:
     """CycleState ``gpu_choice`` for a fractional pod as one array: node index -> (GPU index,), no Python loop
     over nodes. GpuFit.reserve reads it with ``.get(node_index)``."""

@@ -51,9 +51,15 @@ def typical_pods(pods: Iterable[Pod], coverage: float = TYPICAL_POD_COVERAGE) ->
     total = sum(counts.values())
     ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0].num_gpu, kv[0].gpu_milli, kv[0].cpu_milli,
                                                      kv[0].gpu_models))
+    return _covering(ranked, coverage * total)
+
+
+def _covering(ranked: list[tuple[PodShape, int]], enough: float) -> list[TypicalPod]:
+    """The shapes of ``ranked`` (most frequent first) added one by one while fewer than ``enough`` pods are
+    covered, with frequencies renormalised over the kept shapes."""
     kept, covered = [], 0
     for shape, count in ranked:
-        if covered >= coverage * total:
+        if covered >= enough:
             break
         kept.append((shape, count))
         covered += count
@@ -74,13 +80,7 @@ def fgd_typical_pods(pods: Iterable[Pod], coverage: float = TYPICAL_POD_COVERAGE
     total = sum(counts.values())
     ranked = sorted(counts.items(), key=lambda kv: (kv[1], kv[0].cpu_milli, kv[0].gpu_milli, kv[0].num_gpu,
                                                     "|".join(kv[0].gpu_models)), reverse=True)
-    kept, covered = [], 0
-    for shape, count in ranked:
-        if covered >= coverage * total:
-            break
-        kept.append((shape, count))
-        covered += count
-    return [TypicalPod(shape, count / covered) for shape, count in kept]
+    return _covering(ranked, coverage * total)
 
 
 def typical_pods_args(typical: Sequence[TypicalPod]) -> list[dict]:

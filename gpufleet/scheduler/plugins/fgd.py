@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..fragmentation import (FragmentCache, GpuChoice, TypicalPods, candidate_placements, fgd_cpu_milli, pod_shape_key,
-                             sigmoid_score, typical_pods_arg)
+                             sigmoid_score, typical_or_pod, typical_pods_arg)
 from ..framework import Plugin
 
 
@@ -50,13 +50,7 @@ class FGD(Plugin):
         self.cache = FragmentCache()
 
     def typical_for(self, pod) -> TypicalPods:
-        """The typical pods; without the ``typicalPods`` arg (a profile used outside the simulator's
-        experiment), the pod being placed stands for the workload (one typical pod, frequency 1)."""
-        if self.typical is not None:
-            return self.typical
-        return TypicalPods.from_args([{"cpuMilli": fgd_cpu_milli(pod), "numGpu": pod.num_gpu,
-                                       "gpuMilli": pod.gpu_milli if pod.num_gpu else 0,
-                                       "gpuModels": list(pod.gpu_models), "frequency": 1.0}])
+        return typical_or_pod(self.typical, pod)
 
     def _evaluate(self, pod):
         def evaluate(cluster, nodes):

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..fragmentation import (FragmentCache, GpuChoice, TypicalPods, candidate_placements, capacity_fragment, fgd_cpu_milli,
-                             pod_shape_key, typical_pods_arg)
+                             pod_shape_key, typical_or_pod, typical_pods_arg)
 from ..framework import Plugin
 
 
@@ -42,13 +42,7 @@ class CapacityFGD(Plugin):
         self.cache = FragmentCache()
 
     def typical_for(self, pod) -> TypicalPods:
-        """The typical pods; without the ``typicalPods`` arg (a profile used outside the simulator's
-        experiment), the pod being placed stands for the workload (one typical pod, frequency 1)."""
-        if self.typical is not None:
-            return self.typical
-        return TypicalPods.from_args([{"cpuMilli": fgd_cpu_milli(pod), "numGpu": pod.num_gpu,
-                                       "gpuMilli": pod.gpu_milli if pod.num_gpu else 0,
-                                       "gpuModels": list(pod.gpu_models), "frequency": 1.0}])
+        return typical_or_pod(self.typical, pod)
 
     def measure(self, typical, gpu_free, cpu_free, model, names):
         f = 0.0

@@ -35,7 +35,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..fragmentation import (MILLI_PER_GPU, FragmentCache, GpuChoice, TypicalPods, candidate_placements,
-                             capacity_fragment, fgd_cpu_milli, pod_shape_key, sigmoid_score, typical_pods_arg)
+                             capacity_fragment, fgd_cpu_milli, pod_shape_key, sigmoid_score, typical_or_pod,
+                             typical_pods_arg)
 from ..framework import MAX_NODE_SCORE, Plugin
 
 STATE_KEY = "lookahead_tie"
@@ -82,12 +83,7 @@ class LookaheadFGD(Plugin):
         self._waste: dict = {}
 
     def typical_for(self, pod) -> TypicalPods:
-        """The typical pods; without the ``typicalPods`` arg, the pod being placed (frequency 1)."""
-        if self.typical is not None:
-            return self.typical
-        return TypicalPods.from_args([{"cpuMilli": fgd_cpu_milli(pod), "numGpu": pod.num_gpu,
-                                       "gpuMilli": pod.gpu_milli if pod.num_gpu else 0,
-                                       "gpuModels": list(pod.gpu_models), "frequency": 1.0}])
+        return typical_or_pod(self.typical, pod)
 
     def waste_table(self, typical: TypicalPods) -> np.ndarray:
         key = (typical.gpu_milli.tobytes(), typical.num_gpu.tobytes(), typical.frequency.tobytes())
