@@ -13,7 +13,7 @@ import json
 
 from typing import Callable
 
-from ..cluster import ClusterState, GpufleetError, Node, load_cluster, load_workload
+from ..cluster import ClusterState, Node, load_cluster, load_workload
 from .config import BUILTIN_POLICIES, builtin_profile, load_config
 from .scheduler import Scheduler
 
