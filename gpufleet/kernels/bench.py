@@ -4,7 +4,9 @@ For each thread count the measurements run with the BLAS limited to the same num
 threadpoolctl when it is installed, else in a child process started with ``OPENBLAS_NUM_THREADS`` (and
 ``OMP_NUM_THREADS``/``MKL_NUM_THREADS``) set, since OpenBLAS reads them once at load. Calls of the two
 libraries alternate and each figure is the best of the repeats, so a burst of load from other processes
-hits both alike; one-thread rows also give the ratio of thread CPU times, which a busy machine disturbs
+hits both alike; with more than one thread each timed call follows a short pause (``SETTLE_S``) so that
+OpenBLAS's worker threads, which spin for about 0.1 s after each call, are asleep and do not take a core
+from ours. One-thread rows also give the ratio of thread CPU times, which a busy machine disturbs
 less than wall time. The JIT compile time (empty cache) and the time to load the compiled code from the
 on-disk cache are measured in fresh processes and reported apart from the rates.
 """
@@ -45,9 +47,22 @@ def parse_dtypes(text: str) -> list[str]:
     return dtypes
 
 
-def measure(sizes, dtypes, threads: int, repeats: int, budget_s: float = 20.0) -> list[dict]:
+# OpenBLAS's worker threads keep spinning (sched_yield) after a call until 2**THREAD_TIMEOUT TSC cycles
+# have passed (2**28 by default, 0.1 s at 2.6 GHz) before they sleep. Timed right after np.matmul, a
+# two-thread gemm shares a core with that spinner: on the 2-CPU development machine this alone took
+# n = 1024 from about 200 to about 105 GFLOP/s. With more than one thread, every timed call therefore
+# starts after this pause, for both libraries alike.
+SETTLE_S = 0.15
+
+
+def measure(sizes, dtypes, threads: int, repeats: int, budget_s: float = 20.0,
+            settle_s: float | None = None) -> list[dict]:
     """Rows of GFLOP/s for ours and numpy at each size and dtype, with ``threads`` threads (the caller
-    has already limited the BLAS to the same count)."""
+    has already limited the BLAS to the same count). With more than one thread each timed call follows
+    a pause of ``settle_s`` (default ``SETTLE_S``), so the other library's idle threads have gone to
+    sleep."""
+    if settle_s is None:
+        settle_s = SETTLE_S if threads > 1 else 0.0
     from .gemm import gemm
 
     rng = np.random.default_rng(0)
@@ -67,6 +82,8 @@ def measure(sizes, dtypes, threads: int, repeats: int, budget_s: float = 20.0) -
             best_cpu = {"ours": float("inf"), "blas": float("inf")}
             for _ in range(reps):
                 for name in ("blas", "ours"):
+                    if settle_s:
+                        time.sleep(settle_s)
                     wall0, cpu0 = time.perf_counter(), time.thread_time()
                     if name == "ours":
                         gemm(a, b, out=c_ours, threads=threads)

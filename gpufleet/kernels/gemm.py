@@ -15,7 +15,9 @@ The numeric core is ``blocked.gemm_colmajor`` (GotoBLAS loops, packing, IR micro
   panel of B together into one shared buffer and then split the MC loop, each packing its own blocks
   of A (``_shared_panel_threads``); when C has too few rows for that, they split the NC loop instead
   (``_column_split_threads``). Work is handed out in chunks, a few per thread, so a thread that the OS
-  pre-empts takes fewer chunks rather than stalling the call.
+  pre-empts takes fewer chunks rather than stalling the call. With two threads the caller is held
+  on its CPU for the call and the helper kept off it (``_Placement``): without that, on a 2-vCPU VM
+  both threads were often woken onto one vCPU and two threads ran no faster than one.
 """
 
 from __future__ import annotations
@@ -264,10 +266,111 @@ def _blocked():
     return blocked
 
 
-def _parallel(count: int, task, threads: int) -> None:
+def _load_sched_getcpu():
+    """libc's ``sched_getcpu`` (the CPU the calling thread runs on), or None where there is none."""
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    try:
+        import ctypes
+
+        fn = ctypes.CDLL(None, use_errno=True).sched_getcpu
+    except (OSError, AttributeError):
+        return None
+    fn.restype = ctypes.c_int
+    fn.argtypes = []
+    return fn
+
+
+_sched_getcpu = _load_sched_getcpu()
+
+
+def _caller_cpu() -> int:
+    """The CPU this thread is on now, or -1 when unknown."""
+    if _sched_getcpu is None:
+        return -1
+    try:
+        return int(_sched_getcpu())
+    except OSError:
+        return -1
+
+
+def _process_mask() -> frozenset:
+    try:
+        return frozenset(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return frozenset()
+
+
+_PROCESS_MASK = _process_mask()  # what a helper thread goes back to after a two-thread call pinned it
+
+
+def _step_aside(others: frozenset) -> None:
+    """Restrict this helper thread to the CPUs ``others`` (those the caller may use, less the one it is
+    held on); with ``others`` empty, undo an earlier restriction. Measured on the 2-vCPU development
+    VM, see ``_Placement``. One ``sched_setaffinity`` (about 40 us, and only when the mask changes)
+    moves the helper at once. The mask is always set explicitly: a pool thread inherits the affinity
+    of the thread that started it, which may have been a held caller."""
+    target = others or (_PROCESS_MASK if getattr(_local, "mask", None) else None)
+    if not target or getattr(_local, "mask", None) == target:
+        return
+    try:
+        os.sched_setaffinity(0, target)
+        _local.mask = others or None
+    except OSError:
+        pass
+
+
+class _Placement:
+    """For a two-thread call: hold the calling thread on the CPU it is on for the duration of the call
+    (its own affinity mask is restored afterwards) while the helper keeps to the other CPUs
+    (``_step_aside``, with ``others``).
+
+    Why: at each join of ``_parallel`` both threads sleep, and on the 2-vCPU development VM (KVM) the
+    wake-up placement that follows often stacks the two threads on one vCPU (traced with
+    ``sched_getcpu`` per row chunk: both threads on one CPU, each chunk taking twice its CPU time),
+    and the load balancer takes milliseconds to separate them; after the process has been idle for
+    0.1 s or more this happened in most calls, and a 10 ms float32 product at n = 1024 took 20 ms (no
+    gain over one thread). A plausible cause is that a guest counts an idle vCPU whose host thread is
+    descheduled as busy (Linux ``available_idle_cpu`` checks ``vcpu_is_preempted``), so the wake-up
+    does not pick it. With the caller held and the helper kept off its CPU they stay apart: after
+    0.3 s idle, 12 ms per call instead of 18-20 ms. A no-op where affinity or ``sched_getcpu`` is not
+    available, where only one CPU is allowed, or with more than two threads."""
+
+    def __init__(self, threads: int):
+        self.others: frozenset = frozenset()
+        self.saved = None
+        if threads != 2 or _sched_getcpu is None:
+            return
+        try:
+            saved = os.sched_getaffinity(0)
+        except OSError:
+            return
+        cpu = _caller_cpu()
+        if cpu < 0 or len(saved) < 2 or cpu not in saved:
+            return
+        try:
+            os.sched_setaffinity(0, {cpu})
+        except OSError:
+            return
+        self.others, self.saved = frozenset(saved - {cpu}), saved
+
+    def __enter__(self) -> "_Placement":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.saved is not None:
+            try:
+                os.sched_setaffinity(0, self.saved)
+            except OSError:
+                pass
+
+
+def _parallel(count: int, task, threads: int, others: frozenset = frozenset()) -> None:
     """Run ``task(i)`` for ``i`` in ``range(count)`` on up to ``threads`` threads (this one included),
     handing indices out in order: a thread the OS pre-empts (other processes on the cores) simply takes
-    fewer of them instead of holding up everyone at the join. Returns when all are done (the barrier)."""
+    fewer of them instead of holding up everyone at the join. Returns when all are done (the barrier).
+    Helpers first move to ``others`` (for two threads, the CPUs but the one the caller is held on,
+    ``_Placement``; empty: anywhere), see ``_step_aside``."""
     if count == 1 or threads == 1:
         for index in range(count):
             task(index)
@@ -280,49 +383,85 @@ def _parallel(count: int, task, threads: int) -> None:
                 return
             task(index)
 
+    def helper() -> None:
+        _step_aside(others)  # empty (more than two threads, no placement): the helper may go anywhere
+        worker()
+
     helpers = min(threads, count) - 1
     pool = _get_pool(helpers)
-    futures = [pool.submit(worker) for _ in range(helpers)]
+    futures = [pool.submit(helper) for _ in range(helpers)]
     worker()
     for future in futures:
         future.result()
 
 
+def _row_chunks(m: int, mc_max: int, mr: int, threads: int) -> tuple[int, list[tuple[int, int]]]:
+    """The row ranges the threads share in ``_shared_panel_threads``: MR-aligned chunks of at most one
+    L2 block of A each, and at least ``_CHUNKS_PER_THREAD`` per thread where m allows, so that every
+    thread gets work and a thread the OS pre-empts costs at most a chunk (m = 1024 with mc = 256 and
+    MR = 64: 8 chunks of 128 rows). Returns the chunk height and the ``(lo, hi)`` ranges."""
+    chunk = min(_balanced(m, mc_max, mr), _round_up(max(-(-m // (threads * _CHUNKS_PER_THREAD)), 1), mr))
+    return chunk, [(lo, min(m, lo + chunk)) for lo in range(0, m, chunk)]
+
+
 def _shared_panel_threads(m, n, k, alpha, beta, flat, mc_max, kc, nc_max, mr, nr, threads, dtype):
-    """BLIS's choice for a few cores (Smith et al. 2014, section 5): for each ``kc x nc`` panel of B,
-    the threads pack it together into one shared buffer (it sits in the shared L3), then split the MC
-    loop, each packing its own blocks of A into its private L2. Nothing is packed twice; two barriers
-    per panel (the joins of ``_parallel``)."""
+    """BLIS's choice for a few cores (Smith et al. 2014, section 5): the threads pack each ``kc x nc``
+    panel of B together into a shared buffer (it sits in the shared L3) and split the MC loop over it,
+    each packing its own blocks of A into its private L2. Nothing is packed twice.
+
+    B is double-buffered: the step that computes on panel ``i`` also packs panel ``i + 1`` into the
+    other buffer (its pieces are handed out first), so there is one join per panel plus one for the
+    first pack, instead of a join after the pack and another after the compute of every panel."""
+    nc = _balanced(n, nc_max, nr)
+    chunk, rows = _row_chunks(m, mc_max, mr, threads)
+    panels = [(jc, pc) for jc in range(0, n, nc) for pc in range(0, k, kc)]
+    second = _round_up(nc * kc, 64 // dtype.itemsize)  # the second buffer starts 64-byte aligned too
+    _, shared_b = _buffers(dtype, chunk * kc, second + nc * kc)
+    b_bufs = (shared_b[:nc * kc], shared_b[second:second + nc * kc])
+    with _Placement(threads) as place:
+        _panel_steps(n, k, alpha, beta, flat, kc, nc, mr, nr, threads, dtype, chunk, rows, panels, b_bufs,
+                     place.others)
+
+
+def _panel_steps(n, k, alpha, beta, flat, kc, nc, mr, nr, threads, dtype, chunk, rows, panels, b_bufs,
+                 others):
+    """The steps of ``_shared_panel_threads``: step ``i`` packs panel ``i + 1`` and computes panel ``i``."""
     a_flat, a_off, a_rs, a_cs, b_flat, b_off, b_rs, b_cs, c_flat, c_off, ldc = flat
     blocked = _blocked()
-    nc = _balanced(n, nc_max, nr)
-    # row chunks: at most one L2 block each, and a few per thread so pre-emption costs little
-    chunk = min(_balanced(m, mc_max, mr),
-                _round_up(max(-(-m // (threads * _CHUNKS_PER_THREAD)), 1), mr))
-    rows = [(lo, min(m, lo + chunk)) for lo in range(0, m, chunk)]
-    _, shared_b = _buffers(dtype, chunk * kc, nc * kc)
-    for jc in range(0, n, nc):
-        nb = min(nc, n - jc)
-        panels = -(-nb // nr)
-        per_thread = -(-panels // threads) * nr
-        pieces = [(lo, min(nb, lo + per_thread)) for lo in range(0, nb, per_thread)]
-        for pc in range(0, k, kc):
-            kb = min(kc, k - pc)
-            beta_eff = beta if pc == 0 else 1.0
 
-            def pack(index, jc=jc, pc=pc, kb=kb):
-                lo, hi = pieces[index]
-                blocked.pack_b(b_flat, b_off + pc * b_rs + (jc + lo) * b_cs, b_rs, b_cs, kb, hi - lo, nr,
-                               shared_b[lo * kb:])
+    def pieces_of(index):
+        """The pack tasks of panel ``index``: its NR-column micro-panels in one piece per thread."""
+        if index >= len(panels):
+            return []
+        jc, pc = panels[index]
+        nb, kb = min(nc, n - jc), min(kc, k - pc)
+        per_thread = -(-(-(-nb // nr)) // threads) * nr
+        dst = b_bufs[index % 2]
+        return [(b_off + pc * b_rs + (jc + lo) * b_cs, kb, min(nb, lo + per_thread) - lo, dst[lo * kb:])
+                for lo in range(0, nb, per_thread)]
 
-            def compute(index, jc=jc, pc=pc, kb=kb, nb=nb, beta_eff=beta_eff):
-                lo, hi = rows[index]
-                a_buf, _ = _buffers(dtype, chunk * kc, 0)
-                blocked.macro_kernel(lo, hi, kb, nb, alpha, a_flat, a_off + pc * a_cs, a_rs, a_cs, beta_eff,
-                                     c_flat, c_off + jc * ldc, ldc, chunk, mr, nr, a_buf, shared_b)
+    def pack(piece):
+        src, kb, width, dst = piece
+        blocked.pack_b(b_flat, src, b_rs, b_cs, kb, width, nr, dst)
 
-            _parallel(len(pieces), pack, threads)
-            _parallel(len(rows), compute, threads)
+    first = pieces_of(0)
+    _parallel(len(first), lambda i: pack(first[i]), threads, others)
+    for index, (jc, pc) in enumerate(panels):
+        nb, kb = min(nc, n - jc), min(kc, k - pc)
+        beta_eff = beta if pc == 0 else 1.0
+        b_pack = b_bufs[index % 2]
+        following = pieces_of(index + 1)
+
+        def step(task, following=following, jc=jc, pc=pc, nb=nb, kb=kb, beta_eff=beta_eff, b_pack=b_pack):
+            if task < len(following):
+                pack(following[task])
+                return
+            lo, hi = rows[task - len(following)]
+            a_buf, _ = _buffers(dtype, chunk * kc, 0)
+            blocked.macro_kernel(lo, hi, kb, nb, alpha, a_flat, a_off + pc * a_cs, a_rs, a_cs, beta_eff,
+                                 c_flat, c_off + jc * ldc, ldc, chunk, mr, nr, a_buf, b_pack)
+
+        _parallel(len(following) + len(rows), step, threads, others)
 
 
 def _column_split_threads(m, n, k, alpha, beta, flat, mc_max, kc, nc_max, mr, nr, threads, dtype):
@@ -342,4 +481,5 @@ def _column_split_threads(m, n, k, alpha, beta, flat, mc_max, kc, nc_max, mr, nr
                               b_rs, b_cs, beta, c_flat, c_off + lo * ldc, ldc, mc, kc, nc, mr, nr,
                               a_buf, b_buf)
 
-    _parallel(len(parts), run, threads)
+    with _Placement(threads) as place:
+        _parallel(len(parts), run, threads, place.others)
