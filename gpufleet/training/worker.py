@@ -123,9 +123,45 @@ def init(backend: str | None = None, timeout: float = 300.0, master_timeout: flo
     return ctx
 
 
-def shutdown() -> None:
-    if dist.is_initialized():
+def shutdown(timeout_s: float = 30.0) -> None:
+    """Leave the process group cleanly, rank 0 last.
+
+    A barrier first, so no rank tears its group down while another is still in the last collective; then
+    every other rank destroys its group and says so in the rendezvous TCPStore, and rank 0, which hosts
+    that store, waits for them before destroying its own group and exiting. Without this ordering gloo can
+    abort a late rank at exit ("terminate called without an active exception", exit code 134) when the
+    store host is already gone.
+    """
+    if not dist.is_initialized():
+        return
+    rank, world = dist.get_rank(), dist.get_world_size()
+    try:
+        dist.barrier()
+    except Exception:  # noqa: BLE001 - a broken group still has to be destroyed
         dist.destroy_process_group()
+        return
+    store = _store_client(timeout_s)
+    if rank != 0 or world == 1 or store is None:
+        dist.destroy_process_group()
+        if store is not None and rank != 0:
+            store.set(f"gpufleet/left/{rank}", "1")
+        return
+    try:
+        store.wait([f"gpufleet/left/{r}" for r in range(1, world)], timedelta(seconds=timeout_s))
+    except Exception:  # noqa: BLE001 - a rank that died meanwhile must not keep rank 0 forever
+        pass
+    dist.destroy_process_group()
+
+
+def _store_client(timeout_s: float):
+    """A client of the rendezvous TCPStore (MASTER_ADDR:MASTER_PORT, hosted by rank 0), or None."""
+    host, port = os.environ.get("MASTER_ADDR"), os.environ.get("MASTER_PORT")
+    if not host or not port:
+        return None
+    try:
+        return dist.TCPStore(host, int(port), is_master=False, timeout=timedelta(seconds=timeout_s))
+    except Exception:  # noqa: BLE001
+        return None
 
 
 def distributed_sampler(dataset, ctx: WorkerContext | None = None, shuffle: bool = True, seed: int = 0,
