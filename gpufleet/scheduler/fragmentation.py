@@ -151,9 +151,10 @@ def capacity_fragment(typical: TypicalPods, gpu_free: np.ndarray, cpu_free: np.n
     return out + frag @ typical.frequency[idx]
 
 
-def sigmoid_score(delta: np.ndarray) -> np.ndarray:
-    """FGD's score: floor(sigmoid((F_before - F_after) / 1000) * 100) (Go's int64 truncation), int64."""
-    return np.trunc(100.0 / (1.0 + np.exp(-np.asarray(delta, dtype=np.float64) / 1000.0))).astype(np.int64)
+def sigmoid_score(delta: np.ndarray, scale: float = 1000.0) -> np.ndarray:
+    """FGD's score: floor(sigmoid((F_before - F_after) / scale) * 100) (Go's int64 truncation), int64;
+    FGD's scale is 1000 milli."""
+    return np.trunc(100.0 / (1.0 + np.exp(-np.asarray(delta, dtype=np.float64) / scale))).astype(np.int64)
 
 
 def whole_gpu_take(gpu_free: np.ndarray, num_gpu: int) -> np.ndarray:

@@ -24,41 +24,43 @@ from ..fragmentation import (FragmentCache, GpuChoice, TypicalPods, candidate_pl
 from ..framework import Plugin
 
 
-def fragment_delta(typical: TypicalPods, cluster, nodes: np.ndarray, pod):
-    """(F_before [D], F_after [D, C], valid [D, C], choice [D, C]) for the pod's candidate placements."""
-    gpu_free = cluster.gpu_free_milli[nodes].astype(np.int64)
-    cpu_free = cluster.cpu_free_milli[nodes]
-    model = cluster.gpu_model_id[nodes]
-    names = cluster.gpu_model_names
-    before = typical.fragment(gpu_free, cpu_free, model, names)
-    cand = candidate_placements(gpu_free, cpu_free, fgd_cpu_milli(pod), pod.num_gpu, pod.gpu_milli)
-    d, c, g = cand.gpu_free.shape
-    after = typical.fragment(cand.gpu_free.reshape(d * c, g), np.repeat(cand.cpu_free, c),
-                             np.repeat(model, c), names).reshape(d, c)
-    return before, after, cand.valid, cand.choice
-
-
 class FGD(Plugin):
     name = "FGD"
+    ARGS: tuple[str, ...] = ("typicalPods",)
+    scale = 1000.0  # milli: the sigmoid's unit
 
     def __init__(self, args=None, handle=None):
         super().__init__(args, handle)
-        unknown = set(self.args) - {"typicalPods"}
+        unknown = set(self.args) - set(self.ARGS)
         if unknown:
-            raise ValueError(f"unknown argument(s) {', '.join(sorted(unknown))} (expected typicalPods)")
+            raise ValueError(f"unknown argument(s) {', '.join(sorted(unknown))} (expected "
+                             f"{', '.join(self.ARGS)})")
         self.typical = typical_pods_arg(self.args, self.name)
         self.cache = FragmentCache()
 
     def typical_for(self, pod) -> TypicalPods:
         return typical_or_pod(self.typical, pod)
 
+    def measure(self, typical: TypicalPods, gpu_free, cpu_free, model, names) -> np.ndarray:
+        """The fragmentation the gradient descends: FGD's F_n against the typical pods."""
+        return typical.fragment(gpu_free, cpu_free, model, names)
+
     def _evaluate(self, pod):
         def evaluate(cluster, nodes):
-            before, after, valid, choice = fragment_delta(self.typical_for(pod), cluster, nodes, pod)
-            score = np.where(valid, sigmoid_score(before[:, None] - after), -1)
+            gpu_free = cluster.gpu_free_milli[nodes].astype(np.int64)
+            cpu_free = cluster.cpu_free_milli[nodes]
+            model = cluster.gpu_model_id[nodes]
+            names = cluster.gpu_model_names
+            typical = self.typical_for(pod)
+            before = self.measure(typical, gpu_free, cpu_free, model, names)
+            cand = candidate_placements(gpu_free, cpu_free, fgd_cpu_milli(pod), pod.num_gpu, pod.gpu_milli)
+            d, c, g = cand.gpu_free.shape
+            after = self.measure(typical, cand.gpu_free.reshape(d * c, g), np.repeat(cand.cpu_free, c),
+                                 np.repeat(model, c), names).reshape(d, c)
+            score = np.where(cand.valid, sigmoid_score(before[:, None] - after, self.scale), -1)
             best = np.argmax(score, axis=1)  # first best GPU, as the simulator's strict '>' loop
             rows = np.arange(len(nodes))
-            return np.maximum(score[rows, best], 0), choice[rows, best]
+            return np.maximum(score[rows, best], 0), cand.choice[rows, best]
         return evaluate
 
     def reserve(self, state, pod, cluster, node_index):
