@@ -1,19 +1,36 @@
-"""Request simulator: run a plan against Poisson or trace-driven request streams.
+"""Request simulator: run a plan against Poisson, evenly spaced or trace-driven request streams.
 
 Per model, requests arrive as a Poisson process at its rate (or at the times of a trace) and are split
 over the partitions serving that model in proportion to the planned rates (a random split of a Poisson
-stream is again Poisson). Every partition runs its models in duty cycles, as Nexus and GPULet execute a
-plan (Shen et al. SOSP'19 Sec. 6; Choi et al. ATC'22 Sec. 5):
+stream is again Poisson); ``process="uniform"`` gives each partition evenly spaced requests at its share
+instead (the plan's own assumption: a plan executed that way at its planned rates must meet every SLO).
 
-* a cycle runs each of its models once, in plan order: the model takes up to its planned batch of the
-  requests already queued, more (up to the largest profiled batch) while the oldest of them still meets
-  its SLO (SLO-aware dynamic batching: a Poisson burst does not spill into the next cycle), and runs them; a batch of n takes the profiled ``L(n, p)`` times the
-  interference factor of its GPU (no safety ratio: that margin belongs to the planner);
-* the next cycle starts when the previous one is done and either one duty cycle has passed since it
-  started or some model has a full batch queued (dynamic batching with the duty cycle as timeout, so a
-  saturated partition runs back to back); an idle partition starts when the next request arrives;
-* a request that can no longer meet its SLO when its turn comes is dropped (Nexus's early drop), and
-  counts as a violation.
+Every partition executes its plan as Nexus and GPULet do (Shen et al. SOSP'19 Sec. 6.1; Choi et al.
+ATC'22 Sec. 5), the execution model behind the planners' bound "a request waits at most one duty cycle d,
+then runs: latency <= d + l_k(b_k)":
+
+* **duty cycle**: a cycle runs each of the partition's models once, in plan order, each in its own slot:
+  model k starts ``sum_{j<k} l_j(b_j)`` (planned latencies) after the cycle starts, or when the model
+  before it is done if that is later. Model k takes the oldest queued requests, **at most its planned
+  batch b_k**, and runs them; a batch of n takes the profiled ``L(n, p)`` times the interference factor
+  of its GPU (no safety ratio: that margin belongs to the planner). Fixed slots make each model's turns
+  exactly one cycle apart whatever the other models' batches are, so the ``d + l_k`` bound holds;
+* **next cycle**: one duty cycle after the previous one started, or earlier, as soon as that one's
+  batches are done, when some model has its full planned batch queued (glet's server dispatches a
+  batch once it holds the planned batch size or the duty cycle has passed, and gives a gpulet its next
+  batch as soon as it is free: ``initProxy`` in ``src/service/proxy_thread.cpp`` and
+  ``staticMPSScheduler`` in ``src/service/global_scheduler.cpp`` of casys-kaist/glet). Starting early
+  only shortens the wait of every model, so the bound still holds, and a burst is worked off at the
+  partition's full speed instead of one planned batch per duty cycle;
+* **saturated** partitions (occupancy 1: the duty cycle is the batch latency) run their planned batch
+  back to back, and start at once with what is queued;
+* an idle partition starts its next cycle when the next request arrives;
+* a request that cannot meet its SLO even as a batch of one when its model's turn comes is dropped
+  (Nexus's early drop) and counts as a violation.
+
+Requests beyond a model's planned batch wait for the next cycle: a plan for exactly the mean rate of a
+Poisson stream misses SLOs in its bursts, which is why glet plans with headroom
+(:func:`.reproduce.planning_demands`).
 
 The interference factor of a partition is the largest pairwise factor (:mod:`.interference`) between
 its models and the models of the other partitions of the same GPU at their planned batch sizes; a GPU
@@ -29,6 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import ServingError
 from .interference import InterferenceModel
 from .plan import Partition, Plan
 from .profiles import ProfileSet
@@ -115,55 +133,71 @@ def poisson_arrivals(rate_rps: float, duration_s: float, rng: np.random.Generato
     return times[times < duration_s * 1000.0]
 
 
+def uniform_arrivals(rate_rps: float, duration_s: float, rng: np.random.Generator) -> np.ndarray:
+    """Evenly spaced arrival times (ms) at ``rate_rps`` on [0, duration), from a random phase."""
+    if rate_rps <= 0:
+        return np.zeros(0)
+    gap = 1000.0 / rate_rps
+    times = rng.uniform(0, gap) + gap * np.arange(int(duration_s * rate_rps) + 1)
+    return times[times < duration_s * 1000.0]
+
+
 def _run_partition(part: Partition, profiles: ProfileSet, factor: float,
                    queues: list[np.ndarray]) -> list[tuple[np.ndarray, int]]:
-    """Latencies (ms, NaN = dropped) of each allocation's requests, in arrival order."""
+    """Latencies (ms, NaN = dropped) of each allocation's requests, in arrival order (rules: module
+    docstring)."""
     allocs = part.allocations
     heads = [0] * len(allocs)
     lat = [np.full(q.size, np.nan) for q in queues]
     exec_ms = [profiles[a.model].latencies(part.percent) * factor for a in allocs]
-    batches = [min(a.batch, e.size) for a, e in zip(allocs, exec_ms)]
+    caps = [max(1, min(a.batch, e.size)) for a, e in zip(allocs, exec_ms)]
+    slots = np.concatenate([[0.0], np.cumsum([a.latency_ms for a in allocs])[:-1]])
+    duty = part.duty_cycle_ms if part.duty_cycle_ms > 0 else float(sum(a.latency_ms for a in allocs))
+    back_to_back = part.occupancy >= 1 - 1e-9
     t = 0.0
     while True:
         pending = [q[h] for q, h in zip(queues, heads) if h < q.size]
         if not pending:
             break
-        if all(q[h] > t for q, h in zip(queues, heads) if h < q.size):
-            t = min(pending)  # idle until the next request
+        if min(pending) > t:
+            t = min(pending)  # idle: the next cycle starts with the next request
         start = now = t
         for k, a in enumerate(allocs):
+            now = max(now, start + slots[k])  # each model runs in its slot of the cycle
             q, h = queues[k], heads[k]
             # early drop: requests that cannot finish within the SLO even as a batch of one
-            limit = np.searchsorted(q, now - a.slo_ms + exec_ms[k][0], side="left")
+            limit = int(np.searchsorted(q, now + exec_ms[k][0] - a.slo_ms, side="left"))
             if limit > h:
-                heads[k] = h = int(limit)  # lat stays NaN: dropped
+                heads[k] = h = limit  # lat stays NaN: dropped
             ready = int(np.searchsorted(q, now, side="right"))
-            n = min(ready - h, batches[k])
+            n = min(ready - h, caps[k])
             if n <= 0:
                 continue
-            if ready - h > n:  # SLO-aware batching: take more while the oldest still meets its SLO
-                fits = np.nonzero(now + exec_ms[k][:ready - h] <= q[h] + a.slo_ms)[0]
-                if fits.size and fits[-1] + 1 > n:
-                    n = int(fits[-1] + 1)
             done = now + exec_ms[k][n - 1]
             lat[k][h:h + n] = done - q[h:h + n]
             heads[k] = h + n
             now = done
-        # next cycle: after this one, at the duty-cycle tick or as soon as a batch is full
-        full = [queues[k][heads[k] + batches[k] - 1] for k in range(len(allocs))
-                if heads[k] + batches[k] - 1 < queues[k].size]
-        tick = start + part.duty_cycle_ms
-        if full:
-            tick = min(tick, min(full))
-        t = max(now, tick)
+        if back_to_back:
+            t = now
+            continue
+        # the next cycle: one duty cycle after this one started, or as soon as some model has its full
+        # planned batch queued (never before this cycle's batches are done)
+        full = [queues[k][heads[k] + caps[k] - 1] for k in range(len(allocs)) if heads[k] + caps[k] <= queues[k].size]
+        t = max(now, min([start + duty] + full))
     return [(l, 0) for l in lat]
 
 
 def simulate(plan: Plan, profiles: ProfileSet, duration_s: float = 10.0,
              rates_rps: dict[str, float] | None = None, arrivals_ms: dict[str, np.ndarray] | None = None,
-             interference: InterferenceModel | None = None, seed: int = 0) -> SimResult:
+             interference: InterferenceModel | None = None, seed: int = 0,
+             process: str = "poisson") -> SimResult:
     """Simulate ``plan`` for ``duration_s``; request rates default to the plan's demands, ``arrivals_ms``
-    (a trace: per model sorted arrival times in ms) replaces the Poisson streams of its models."""
+    (a trace: per model sorted arrival times in ms) replaces the generated streams of its models.
+    ``process``: ``"poisson"``, or ``"uniform"`` (each allocation gets evenly spaced requests at its
+    share of the model's rate, from a random phase: the plan's own assumption, so a plan executed this
+    way at its planned rates must show no violation)."""
+    if process not in ("poisson", "uniform"):
+        raise ServingError(f"unknown arrival process {process!r} (expected poisson or uniform)")
     rng = np.random.default_rng(seed)
     slo = {d.name: d.slo_ms for d in plan.demands}
     rates = {d.name: d.rate_rps for d in plan.demands}
@@ -179,14 +213,20 @@ def simulate(plan: Plan, profiles: ProfileSet, duration_s: float = 10.0,
             routes.setdefault(a.model, []).append((part, k))
     queues: dict[tuple[int, int], np.ndarray] = {}
     for m, st in stats.items():
+        targets = routes.get(m, [])
+        weights = np.array([p.allocations[k].rate_rps for p, k in targets], dtype=float)
+        weights = weights / weights.sum() if weights.sum() > 0 else np.full(len(targets), 1 / max(1, len(targets)))
+        if process == "uniform" and m not in arrivals_ms and targets:
+            streams = [uniform_arrivals(rates.get(m, 0.0) * w, duration_s, rng) for w in weights]
+            st.requests = sum(int(s.size) for s in streams)
+            for (p, k), times in zip(targets, streams):
+                queues[(id(p), k)] = times
+            continue
         times = np.sort(np.asarray(arrivals_ms[m], dtype=float)) if m in arrivals_ms else \
             poisson_arrivals(rates.get(m, 0.0), duration_s, rng)
         st.requests = int(times.size)
-        targets = routes.get(m, [])
         if not targets:
             continue
-        weights = np.array([p.allocations[k].rate_rps for p, k in targets], dtype=float)
-        weights = weights / weights.sum() if weights.sum() > 0 else np.full(len(targets), 1 / len(targets))
         choice = rng.choice(len(targets), size=times.size, p=weights)
         for i, (p, k) in enumerate(targets):
             queues[(id(p), k)] = times[choice == i]

@@ -3,8 +3,11 @@
 
 from gpufleet.serving.interference import ColocationSample, InterferenceModel
 from gpufleet.serving.planners import make_plan
+import pytest
+
 from gpufleet.serving.reference import (paper_scenarios, reference_interference, reference_profiles,
-                                        with_rate)
+                                        with_lenet_copies, with_rate)
+from gpufleet.serving.reproduce import planning_demands
 from gpufleet.serving.simulator import simulate
 
 
@@ -52,9 +55,28 @@ def test_fit_on_unofficial_colocation_measurements(gpulet_data):
 
 
 def test_every_planner_serves_scen2_at_a_low_rate(gpulet_data):
+    # planned with glet's headroom (x 1.2), Poisson requests at the rate itself, interference applied
     prof, inter = reference_profiles(gpulet_data), reference_interference(gpulet_data)
     demands = with_rate(paper_scenarios(gpulet_data)["scen2"], 400)
     for planner in ("gpulet+int", "gpulet", "sbp", "greedy", "dedicated"):
-        plan = make_plan(planner, demands, prof, max_gpus=4, interference=inter)
+        plan = make_plan(planner, planning_demands(demands), prof, max_gpus=4, interference=inter)
         assert plan.feasible, planner
-        assert simulate(plan, prof, duration_s=3, interference=inter).violation_ratio <= 0.01, planner
+        result = simulate(plan, prof, duration_s=3, interference=inter, rates_rps={d.name: d.rate_rps for d in demands})
+        assert result.violation_ratio <= 0.01, planner
+
+
+@pytest.mark.parametrize("scenario", ["scen1", "scen2", "scen3", "scen4", "scen5", "game", "traffic"])
+def test_every_plan_executed_at_its_planned_rates_meets_every_slo(gpulet_data, scenario):
+    """Planner and simulator agree: requests evenly spaced at each partition's planned rate (the plan's
+    own assumption) never miss an SLO, for every planner and several rates. gpulet+int is simulated with
+    the interference it planned for; the others without (they plan without it)."""
+    prof, inter = reference_profiles(gpulet_data), reference_interference(gpulet_data)
+    prof = with_lenet_copies(prof, inter)
+    for total in (200, 800, 1600):
+        demands = with_rate(paper_scenarios(gpulet_data)[scenario], total)
+        for planner in ("gpulet+int", "gpulet", "sbp", "greedy"):
+            plan = make_plan(planner, demands, prof, max_gpus=4, interference=inter)
+            result = simulate(plan, prof, duration_s=2, process="uniform",
+                              interference=inter if planner == "gpulet+int" else None)
+            placed = [m for m in result.models if plan.unserved_rps.get(m, 0.0) <= 1e-6]
+            assert placed and all(result.models[m].violations == 0 for m in placed), (scenario, total, planner)
