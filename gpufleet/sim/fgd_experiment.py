@@ -44,7 +44,7 @@ import numpy as np
 from ..cluster import ClusterState, GpufleetError, Node, Pod
 from ..scheduler import ProfileConfig, Scheduler, builtin_profile
 from ..scheduler.config import TYPICAL_POD_PLUGINS
-from ..scheduler.fragmentation import TypicalPods
+from ..scheduler.fragmentation import MILLI_PER_GPU, TypicalPods
 from .fill import CURVE_PERCENTS, gpu_capacity_milli
 from .metrics import fgd_typical_pods, typical_pods_args
 from .traces import fresh_copy, read_nodes, read_pods
@@ -137,6 +137,20 @@ class FgdRun:
     fragmentation_ratio: list  # fragment, % of idle GPU milli
     final_allocation_ratio: float
     seconds: float
+    # where the unallocated GPU is at the end (waste_breakdown) and the pods placed per shape "GPUSxMILLI"
+    waste: dict = dataclasses.field(default_factory=dict)
+    placed_by_shape: dict = dataclasses.field(default_factory=dict)
+
+
+def waste_breakdown(cluster: ClusterState) -> dict:
+    """Unallocated GPU milli of a cluster: ``idle_gpus`` (whole GPUs free) and ``holes`` {free milli of a
+    partly used GPU: how many such GPUs}."""
+    free = cluster.gpu_free_milli[cluster.gpu_exists]
+    partial = free[(free > 0) & (free < MILLI_PER_GPU)]
+    sizes, counts = np.unique(partial, return_counts=True)
+    return {"capacity_milli": int(cluster.gpu_capacity_milli[cluster.gpu_exists].sum()),
+            "idle_gpus": int((free >= MILLI_PER_GPU).sum()),
+            "holes": {str(int(h)): int(c) for h, c in zip(sizes, counts)}}
 
 
 def run_fgd_fill(nodes: Sequence[Node], arrivals: Sequence[Pod], profiles: list[ProfileConfig], seed: int,
@@ -158,12 +172,15 @@ def run_fgd_fill(nodes: Sequence[Node], arrivals: Sequence[Pod], profiles: list[
     fragment = np.zeros(n)
     idle = np.zeros(n)
     arrived_milli = allocated_milli = scheduled = 0
+    placed: dict[str, int] = {}
     for i, pod in enumerate(arrivals):
         scheduler.add(pod)
         outcome = scheduler.schedule_one()
         if outcome is not None and outcome.status == "scheduled":
             scheduled += 1
             allocated_milli += pod.gpu_request_milli
+            shape = f"{pod.num_gpu}x{pod.gpu_milli}"
+            placed[shape] = placed.get(shape, 0) + 1
             k = cluster.node_index[outcome.node_name]
             new = typical.fragment(cluster.gpu_free_milli[k:k + 1], cluster.cpu_free_milli[k:k + 1],
                                    cluster.gpu_model_id[k:k + 1], names)[0]
@@ -179,7 +196,8 @@ def run_fgd_fill(nodes: Sequence[Node], arrivals: Sequence[Pod], profiles: list[
     return FgdRun(trace, policy, seed, n, scheduled, float(arrived_pct[-1]) if n else 0.0,
                   bucket_curve(arrived_pct, 100.0 * allocated / capacity),
                   bucket_curve(arrived_pct, 100.0 * fragment / capacity), bucket_curve(arrived_pct, ratio),
-                  100.0 * allocated_milli / capacity, time.perf_counter() - started)
+                  100.0 * allocated_milli / capacity, time.perf_counter() - started, waste_breakdown(cluster),
+                  placed)
 
 
 def trace_path(data_dir: Path, trace: str) -> Path:
@@ -299,11 +317,27 @@ def summarize(out_dir: str | Path, data_dir: str | Path | None = None) -> dict:
             "fragmentation_ratio_at": {m: ratio[m] for m in MILESTONES},
             "headline": (head, alloc[head], expected_mean(expected, trace, policy, head)),
             "seconds_per_run": float(np.mean([r["seconds"] for r in rs])),
+            "waste_at_end": mean_waste(rs),
             "curves": {"allocation_ratio": alloc, "fragmentation_ratio": ratio,
                        "fragmentation": mean_curve(rs, "fragmentation")},
         }
         out["traces"].setdefault(trace, {})[policy] = entry
     return out
+
+
+def mean_waste(runs: list[dict], top: int = 5) -> dict | None:
+    """Seed means of where the unallocated GPU is at the end, in % of capacity: ``idle_gpus``, ``holes`` and the
+    ``top`` hole sizes by waste [(milli, %)]; None when the runs predate the breakdown."""
+    ws = [r["waste"] for r in runs if r.get("waste")]
+    if not ws:
+        return None
+    by_size: dict[int, float] = {}
+    for w in ws:
+        for size, count in w["holes"].items():
+            by_size[int(size)] = by_size.get(int(size), 0.0) + 100.0 * int(size) * count / w["capacity_milli"] / len(ws)
+    idle = float(np.mean([100.0 * MILLI_PER_GPU * w["idle_gpus"] / w["capacity_milli"] for w in ws]))
+    return {"idle_gpus": idle, "holes": float(sum(by_size.values())),
+            "top_holes": sorted(by_size.items(), key=lambda kv: -kv[1])[:top]}
 
 
 def _f(v, digits: int = 2) -> str:
@@ -346,6 +380,16 @@ def markdown_tables(summary: dict) -> str:
             fr = e["fragmentation_ratio_at"]
             lines.append(f"| {p} | {len(e['seeds'])} | " + " | ".join(cells) + f" | {_f(fr[100])} | {_f(fr[130])} |")
         lines.append("")
+        wasted = [(p, per[p]["waste_at_end"]) for p in [*policies, *others] if per.get(p, {}).get("waste_at_end")]
+        if wasted:
+            lines.append(f"**{trace}**: unallocated GPU at the end, % of capacity: whole idle GPUs, partly used "
+                         "GPUs' free milli, and the hole sizes that waste most (milli: %)\n")
+            lines.append("| policy | idle GPUs | holes | largest hole wastes |")
+            lines.append("|---|---|---|---|")
+            for p, w in wasted:
+                tops = ", ".join(f"{size}: {pct:.2f}" for size, pct in w["top_holes"])
+                lines.append(f"| {p} | {w['idle_gpus']:.2f} | {w['holes']:.2f} | {tops} |")
+            lines.append("")
     return "\n".join(lines)
 
 

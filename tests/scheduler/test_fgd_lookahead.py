@@ -107,3 +107,48 @@ def test_fgd_la_profile_weights_and_args():
         LookaheadFGD({"alpha": 1})
     with pytest.raises(ValueError, match="quantum"):
         LookaheadFGD({"quantum": 0})
+
+
+def two_model_cluster():
+    # nA: one GPU of model A, nB: one GPU of model B, both empty.
+    return ClusterState([Node.with_gpus("nA", 8000, 10**6, 1, "A"), Node.with_gpus("nB", 8000, 10**6, 1, "B")])
+
+
+# Half the typical demand is a 500 share that only model A can run, half a 500 share that runs anywhere.
+RESTRICTED = [{"cpuMilli": 1000, "numGpu": 1, "gpuMilli": 500, "gpuModels": ["A"], "frequency": 0.5},
+              {"cpuMilli": 1000, "numGpu": 1, "gpuMilli": 500, "frequency": 0.5}]
+
+
+def test_model_pressure_by_hand():
+    # demands d = 0.5 * 500 = 250 each, total 500; free A = B = 1000, cluster 2000.
+    # pressure(A) = (250 / 1000) / (500 / 2000) = 1.0; B: no restricted pod names it: 0.
+    c = two_model_cluster()
+    plugin = LookaheadFGD({"typicalPods": RESTRICTED})
+    names = list(c.gpu_model_names)
+    p = plugin.model_pressure(plugin.typical, c)
+    assert (p[names.index("A")], p[names.index("B")]) == (1.0, 0.0)
+    # A 600 share on A: free A 400, cluster 1400: (250 / 400) / (500 / 1400) = 1.75.
+    c.assign(Pod("x", 0, 10, 1, 600), 0, (0,))
+    assert plugin.model_pressure(plugin.typical, c)[names.index("A")] == pytest.approx(1.75)
+    # No restricted typical pod: no pressure anywhere.
+    assert not LookaheadFGD({"typicalPods": SHARE300}).model_pressure(TypicalPods.from_args(SHARE300), c).any()
+
+
+def test_model_guard_keeps_the_tie_break_off_models_restricted_pods_need():
+    c = two_model_cluster()
+    plugin = LookaheadFGD({"typicalPods": RESTRICTED})
+    nodes, top, pod = np.arange(2), np.array([True, True]), Pod("p", 1000, 10, 1, 500)
+    # FGD's pick nB (rank 0) has pressure 0: nA (pressure 1 > 0.5 x 0, another model) is not eligible.
+    assert plugin.guard(pod, c, nodes, top, np.array([1, 0])).tolist() == [False, True]
+    # FGD's pick nA has pressure 1 > pressureLimit 0.5: FGD's choice is kept.
+    assert plugin.guard(pod, c, nodes, top, np.array([0, 1])).tolist() == [True, False]
+    # With pressureLimit 2 the pick nA does not bind, and nB (0 <= 0.5 x 1) may take the pod.
+    loose = LookaheadFGD({"typicalPods": RESTRICTED, "pressureLimit": 2})
+    assert loose.guard(pod, c, nodes, top, np.array([0, 1])).tolist() == [True, True]
+    # modelGuard false: every top node stays eligible.
+    off = LookaheadFGD({"typicalPods": RESTRICTED, "modelGuard": False})
+    assert off.guard(pod, c, nodes, top, np.array([1, 0])).tolist() == [True, True]
+    with pytest.raises(ValueError, match="modelGuard"):
+        LookaheadFGD({"modelGuard": "yes"})
+    with pytest.raises(ValueError, match="pressureMargin"):
+        LookaheadFGD({"pressureMargin": -1})

@@ -8,8 +8,8 @@ import json
 import numpy as np
 
 from gpufleet.cli import main
-from gpufleet.cluster import Node, Pod
-from gpufleet.sim.fgd_experiment import bucket_curve, fgd_node_rank, tune_like_fgd
+from gpufleet.cluster import ClusterState, Node, Pod
+from gpufleet.sim.fgd_experiment import bucket_curve, fgd_node_rank, mean_waste, tune_like_fgd, waste_breakdown
 from gpufleet.sim.metrics import fgd_typical_pods
 
 
@@ -70,6 +70,31 @@ def test_fgd_experiment_command(tmp_path, capsys):
     # 16 GPUs, 22.5 asked: tuned to 1.3 x 16000 = 20800 milli arrive; every pod fits until the GPUs are full.
     assert run["arrived_percent"] <= 130.0 and run["final_allocation_ratio"] <= 100.0
     assert run["allocation_ratio"][50] is not None
+    # The breakdown accounts for every unallocated milli, and the shapes for every placed pod.
+    w = run["waste"]
+    unallocated = w["idle_gpus"] * 1000 + sum(int(h) * n for h, n in w["holes"].items())
+    assert w["capacity_milli"] == 16000
+    assert abs(100.0 * (1 - unallocated / 16000) - run["final_allocation_ratio"]) < 1e-9
+    assert sum(run["placed_by_shape"].values()) == run["pods_scheduled"]
+    assert set(run["placed_by_shape"]) <= {"1x500", "1x1000"}
     text = (out / "summary.md").read_text()
     assert "| fgd | 2 |" in text and "| bestfit | 2 |" in text
+    assert "unallocated GPU at the end" in text
     assert (out / "tiny.png").is_file()
+
+
+def test_waste_breakdown_and_its_seed_mean_by_hand():
+    # Two 2-GPU nodes (4,000 milli): GPU shares 810 and 470 + 470 leave holes of 190 and 60; two GPUs idle.
+    c = ClusterState([Node.with_gpus(f"n{i}", 8000, 10**6, 2, "V") for i in range(2)])
+    c.assign(Pod("a", 0, 10, 1, 810), 0, (0,))
+    c.assign(Pod("b", 0, 10, 1, 470), 1, (1,))
+    c.assign(Pod("c", 0, 10, 1, 470), 1, (1,))
+    w = waste_breakdown(c)
+    assert w == {"capacity_milli": 4000, "idle_gpus": 2, "holes": {"60": 1, "190": 1}}
+    # Seed mean over this run and one with everything idle: idle (50 + 100) / 2 = 75 %, holes (6.25 + 0) / 2;
+    # the 190 hole wastes 4.75 % / 2, the 60 hole 1.5 % / 2.
+    idle = {"capacity_milli": 4000, "idle_gpus": 4, "holes": {}}
+    m = mean_waste([{"waste": w}, {"waste": idle}])
+    assert m["idle_gpus"] == 75.0 and m["holes"] == 3.125
+    assert m["top_holes"] == [(190, 2.375), (60, 0.75)]
+    assert mean_waste([{"seed": 42}]) is None

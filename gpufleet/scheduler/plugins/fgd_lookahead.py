@@ -18,14 +18,28 @@ the lowest-index free ones, as FGD, gpufleet.scheduler.fragmentation.candidate_p
    models are ignored). The next pod that fits takes the hole, but a hole that only rare shares fit is likely
    never filled (P < 1): W(190) = 177 on openb default (only 160-milli shares fit), W(470) = 65.
 4. LookaheadTieBreak (score weight 1, LookaheadFGD weight 100, so the sum is lexicographic): among the nodes
-   with the best primary, 99 - (floor(g / quantum) - the best such bucket), at least 1; other nodes 0.
+   with the best primary that the model guard (step 5) leaves eligible, 99 - (floor(g / quantum) - the best
+   such bucket), at least 1; other nodes 0 (a best-primary node the guard excludes still outranks every other
+   node through its primary, and among the excluded the fixed order decides).
    Nodes in the same bucket stay tied and go to the framework's tie-break (the fixed node rank in the FGD
    experiment), which packs; a finer quantum or comparing all nodes lost that packing (docs/fgd.md).
+5. Model guard (only when typical pods are restricted to GPU models, the openb gpuspec traces): the tie-break
+   must not move a pod onto a GPU model that model-restricted pods need more than the model of FGD's own pick
+   (the best-primary node first in the fixed order; without one, the least pressured). The *pressure* of model
+   M is the restricted demand per free milli, each restricted typical pod's demand (frequency x GPUs x milli)
+   spread over its allowed models in proportion to their free GPU milli,
+       pressure(M) = sum_{t restricted, M in S_t} d_t / free(S_t)   /   (sum_t d_t / free(cluster)),
+   so 1 means the restricted pods alone want M's free milli at the rate the whole workload wants the
+   cluster's. Eligible: nodes of the pick's model or with pressure <= pressureMargin x the pick's; when the
+   pick's own pressure exceeds pressureLimit the pick is kept (FGD's choice). Without it the tie-break moved
+   unrestricted pods from G2 onto P100/V100 nodes and the P100/V100-only pods failed earlier (gpuspec33 at
+   100% arrived: 86.99% against FGD's 87.90%).
 
 Args (LookaheadFGD): ``typicalPods`` (as FGD; without them the pod being placed is the only typical pod),
 ``lam`` (weight of the hole-waste term, default 1), ``fill`` (default 10), ``quantum`` (milli, default 200),
 ``pristinePenalty`` (buckets added for an untouched node, default 0; 2..99 keep whole nodes longer: better on
-gpuspec33 at 100% arrived, worse on default at 130%, docs/fgd.md).
+gpuspec33 at 100% arrived, worse on default at 130%, docs/fgd.md), ``modelGuard`` (step 5, default true),
+``pressureMargin`` and ``pressureLimit`` (default 0.5 each).
 The pod's CPU is the simulator's non-zero request. LookaheadTieBreak reads LookaheadFGD's CycleState entry and
 scores 0 everywhere without it.
 """
@@ -64,23 +78,33 @@ class LookaheadFGD(Plugin):
 
     def __init__(self, args=None, handle=None):
         super().__init__(args, handle)
-        unknown = set(self.args) - {"typicalPods", "lam", "fill", "quantum", "pristinePenalty"}
+        known = ("typicalPods", "lam", "fill", "quantum", "pristinePenalty", "modelGuard", "pressureMargin",
+                 "pressureLimit")
+        unknown = set(self.args) - set(known)
         if unknown:
-            raise ValueError(f"unknown argument(s) {', '.join(sorted(unknown))} (expected typicalPods, lam, fill, "
-                             "quantum, pristinePenalty)")
+            raise ValueError(f"unknown argument(s) {', '.join(sorted(unknown))} (expected {', '.join(known)})")
+        self.model_guard = self.args.get("modelGuard", True)
+        if not isinstance(self.model_guard, bool):
+            raise ValueError(f"modelGuard: expected true or false, got {self.model_guard!r}")
         self.typical = typical_pods_arg(self.args, self.name)
         try:
             self.lam = float(self.args.get("lam", 1.0))
             self.fill = float(self.args.get("fill", 10.0))
             self.quantum = float(self.args.get("quantum", 200.0))
             self.pristine_penalty = int(self.args.get("pristinePenalty", 0))
+            self.pressure_margin = float(self.args.get("pressureMargin", 0.5))
+            self.pressure_limit = float(self.args.get("pressureLimit", 0.5))
         except (TypeError, ValueError):
-            raise ValueError("lam, fill, quantum and pristinePenalty: expected numbers") from None
-        if self.lam < 0 or self.fill <= 0 or self.quantum <= 0 or self.pristine_penalty < 0:
-            raise ValueError(f"expected lam >= 0, fill > 0, quantum > 0 and pristinePenalty >= 0, got {self.lam}, "
-                             f"{self.fill}, {self.quantum}, {self.pristine_penalty}")
+            raise ValueError("lam, fill, quantum, pristinePenalty, pressureMargin and pressureLimit: expected "
+                             "numbers") from None
+        if self.lam < 0 or self.fill <= 0 or self.quantum <= 0 or self.pristine_penalty < 0 or \
+                self.pressure_margin < 0 or self.pressure_limit < 0:
+            raise ValueError(f"expected lam >= 0, fill > 0, quantum > 0 and pristinePenalty, pressureMargin, "
+                             f"pressureLimit >= 0, got {self.lam}, {self.fill}, {self.quantum}, "
+                             f"{self.pristine_penalty}, {self.pressure_margin}, {self.pressure_limit}")
         self.cache = FragmentCache()
         self._waste: dict = {}
+        self._restricted: dict = {}
 
     def typical_for(self, pod) -> TypicalPods:
         return typical_or_pod(self.typical, pod)
@@ -123,6 +147,46 @@ class LookaheadFGD(Plugin):
             bucket = bucket + self.pristine_penalty * untouched
         return np.maximum(primary[rows, best], 0), bucket, cand.choice[rows, best]
 
+    def model_pressure(self, typical: TypicalPods, cluster) -> np.ndarray:
+        """Pressure per GPU model id (float64 [models], step 5 of the module docstring); zeros when no typical
+        pod is restricted to models."""
+        names = tuple(cluster.gpu_model_names)
+        key = (id(typical), names)
+        if key not in self._restricted:
+            index = {name: i for i, name in enumerate(names)}
+            demand = typical.frequency * typical.num_gpu * typical.gpu_milli
+            self._restricted[key] = (
+                [(np.array([index[m] for m in models if m in index]), float(d))
+                 for d, models in zip(demand, typical.models) if d > 0 and any(m in index for m in models)],
+                float(demand.sum()))
+        restricted, total = self._restricted[key]
+        pressure = np.zeros(len(names))
+        if not restricted or total <= 0:
+            return pressure
+        has = cluster.gpu_model_id >= 0
+        free = np.bincount(cluster.gpu_model_id[has], weights=cluster.gpu_free_milli[has].sum(axis=1),
+                           minlength=len(names))
+        for ids, d in restricted:
+            pressure[ids] += d / max(free[ids].sum(), 1.0)
+        return pressure * max(free.sum(), 1.0) / total
+
+    def guard(self, pod, cluster, nodes, top: np.ndarray, rank) -> np.ndarray:
+        """The top nodes the tie-break may choose (step 5): all of them unless the guard applies."""
+        if not self.model_guard:
+            return top
+        per_model = self.model_pressure(self.typical_for(pod), cluster)
+        if not per_model.any():
+            return top
+        model = cluster.gpu_model_id[nodes]
+        pressure = np.where(model >= 0, per_model[np.maximum(model, 0)], 0.0)
+        first = np.flatnonzero(top)
+        pick = first[np.argmin(rank[nodes[first]])] if rank is not None else first[np.argmin(pressure[first])]
+        if pressure[pick] > self.pressure_limit:
+            eligible = np.zeros_like(top)
+            eligible[pick] = True
+            return eligible
+        return top & ((pressure <= self.pressure_margin * pressure[pick]) | (model == model[pick]))
+
     def _cached(self, pod):
         half = 1 << (_BUCKET_BITS - 1)
 
@@ -142,7 +206,10 @@ class LookaheadFGD(Plugin):
                                            self._cached(pod))
         primary = packed >> _BUCKET_BITS
         bucket = (packed & ((1 << _BUCKET_BITS) - 1)) - (1 << (_BUCKET_BITS - 1))
-        state[STATE_KEY] = (np.asarray(nodes).copy(), primary, bucket)
+        top = primary == primary.max() if len(nodes) else np.zeros(0, dtype=bool)
+        rank = getattr(self.handle, "node_rank", None)
+        eligible = self.guard(pod, cluster, nodes, top, rank) if top.any() else top
+        state[STATE_KEY] = (np.asarray(nodes).copy(), eligible, bucket)
         if pod.num_gpu == 1 and pod.gpu_milli < MILLI_PER_GPU:
             state["gpu_choice"] = GpuChoice(cluster.num_nodes, nodes, choice)
         return primary
@@ -156,7 +223,6 @@ class LookaheadTieBreak(Plugin):
         zeros = np.zeros(len(nodes), dtype=np.int64)
         if entry is None or len(entry[0]) != len(nodes) or not np.array_equal(entry[0], nodes) or not len(nodes):
             return zeros
-        _, primary, bucket = entry
-        top = primary == primary.max()
-        step = bucket - bucket[top].min()
-        return np.where(top, MAX_NODE_SCORE - 1 - np.minimum(step, MAX_NODE_SCORE - 2), 0).astype(np.int64)
+        _, eligible, bucket = entry
+        step = bucket - bucket[eligible].min()
+        return np.where(eligible, MAX_NODE_SCORE - 1 - np.minimum(step, MAX_NODE_SCORE - 2), 0).astype(np.int64)
