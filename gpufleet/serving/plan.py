@@ -16,7 +16,17 @@ profiled batch latency times the safety ratio (1.1 in glet's configs) times the 
   runs: worst-case latency ``d + l(b) <= SLO``;
 * time sharing (Nexus squishy bin packing merge): models k on one partition with a common duty cycle d
   run one batch each per cycle, ``b_k = ceil(d r_k)``; feasible when ``sum_k l_k(b_k) <= d`` and
-  ``d + l_k(b_k) <= SLO_k`` for every k.
+  ``d + l_k(b_k) <= SLO_k`` for every k;
+* time sharing as glet does it (``IncrementalScheduler::allocateTimeShare``, ``src/scheduler/
+  scheduler_incremental.cpp`` of casys-kaist/glet): the newcomer's batch is the largest
+  ``b <= floor(D r / 1000)`` (D the gpulet's duty cycle) with ``d + l(b) < SLO`` and
+  ``l(b) / d < 1 - occupancy`` where ``d = b / r`` truncated to whole milliseconds (glet keeps it in an
+  ``int``); only that b is tried; the gpulet's duty cycle becomes d, every member is
+  re-batched to ``b_k = max(1, floor(d r_k))``; feasible when ``sum_k l_k <= d`` and
+  ``d + sum_k l_k <= SLO_k`` for every member, new and old. The second bound is the worst case of a
+  request that just missed its model's fixed slot (wait d, then the slots before it and its own batch),
+  so it leaves the slack that Nexus's ``d + l_k`` does not. Members keep their routed rate; a member whose
+  ``b_k / d`` falls below it is served less, as in glet.
 """
 
 from __future__ import annotations
@@ -85,6 +95,9 @@ class Plan:
     demands: list[ModelDemand] = field(default_factory=list)
     unserved_rps: dict[str, float] = field(default_factory=dict)
     max_gpus: int | None = None
+    # rate a planner accepted to serve short of the demand (glet's interference threshold: a model keeps
+    # a plan that serves at least 85 % of its rate); routed as planned, so the simulator shows its cost
+    tolerated_rps: dict[str, float] = field(default_factory=dict)
 
     @property
     def feasible(self) -> bool:
@@ -109,6 +122,7 @@ class Plan:
         return {
             "planner": self.planner, "feasible": self.feasible, "gpus_used": self.gpus_used,
             "unserved_rps": {k: round(v, 3) for k, v in self.unserved_rps.items() if v > 1e-6},
+            "tolerated_rps": {k: round(v, 3) for k, v in self.tolerated_rps.items() if v > 1e-6},
             "gpus": [[{
                 "percent": p.percent, "duty_cycle_ms": round(p.duty_cycle_ms, 3),
                 "occupancy": round(p.occupancy, 3), "interference_factor": round(p.interference_factor, 4),
@@ -184,3 +198,38 @@ def time_share(members: list[tuple[Allocation, LatencyProfile]], duty_ms: float,
     if total > duty_ms + 1e-9:
         return None
     return out
+
+
+def time_share_glet(members: list[tuple[Allocation, LatencyProfile]], newcomer: Allocation,
+                    newcomer_profile: LatencyProfile, duty_ms: float, occupancy: float, percent: float,
+                    factor=1.0, ratio: float = LATENCY_RATIO,
+                    max_batch: int = MAX_BATCH) -> tuple[list[Allocation], float] | None:
+    """glet's time-sharing check (module docstring): ``newcomer.rate_rps`` joins a gpulet whose members are
+    ``members``, duty cycle ``duty_ms`` and occupancy ``occupancy``. Returns the re-batched members with the
+    newcomer last and the new duty cycle, or None when infeasible."""
+    rate = newcomer.rate_rps
+    top = min(max_batch, newcomer_profile.max_batch, math.floor(duty_ms * rate / 1000.0 + 1e-9))
+    chosen = None
+    for b in range(top, 0, -1):
+        duty = float(math.floor(1000.0 * b / rate + 1e-9))  # glet keeps this duty cycle in an int (ms)
+        if duty <= 0:
+            continue
+        lat = scaled_latency(newcomer_profile, b, percent, factor, ratio)
+        if duty + lat < newcomer.slo_ms and lat / duty < 1.0 - occupancy:
+            chosen = (b, duty, lat)
+            break
+    if chosen is None:
+        return None
+    b, duty, lat = chosen
+    out, total = [], lat
+    for alloc, profile in members:
+        bk = min(max(1, math.floor(duty * alloc.rate_rps / 1000.0 + 1e-9)), max_batch, profile.max_batch)
+        lk = scaled_latency(profile, bk, percent, factor, ratio)
+        total += lk
+        out.append(Allocation(alloc.model, bk, alloc.rate_rps, lk, alloc.slo_ms))
+    if total > duty * (1 + 1e-9):
+        return None
+    if any(duty + total > slo + 1e-9 for slo in [newcomer.slo_ms] + [a.slo_ms for a, _ in members]):
+        return None
+    out.append(Allocation(newcomer.model, b, rate, lat, newcomer.slo_ms))
+    return out, duty

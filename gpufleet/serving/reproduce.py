@@ -11,6 +11,14 @@ occupancy 1 can fail at a low rate and pass at a higher one; crediting such a pl
 rate (this module did until the GPULet review) overstates what it sustains.
 
 Choi et al. (ATC'22) report gpulet+int at about 1.6x SBP (1.3-2.4x) and 1.8x greedy best-fit on average.
+Their baselines are glet's own scheduler in two configurations (``resource/SchedConfigs`` of casys-kaist/glet:
+``config-timesharing_only.json``, ``config-greedy_part.json``), planners ``glet-timesharing`` and
+``glet-greedy`` here (:mod:`.planners.gpulet`); Nexus's SBP (``sbp``) and our greedy (``greedy``) are
+measured alongside for reference.
+
+A baseline that sustains nothing (0 req/s, it fails at the first grid rate) has no ratio: the ratio is
+``None`` and the geometric mean is taken over the scenarios where the baseline sustains something, with
+the left-out scenarios named next to it (:func:`ratio_summary`).
 """
 
 from __future__ import annotations
@@ -26,6 +34,8 @@ from .profiles import ProfileSet
 from .simulator import simulate
 
 VIOLATION_LIMIT = 0.01
+SBP_BASELINE, GREEDY_BASELINE = "glet-timesharing", "glet-greedy"
+PAPER_PLANNERS = ("gpulet+int", "gpulet", SBP_BASELINE, GREEDY_BASELINE, "sbp", "greedy")
 RATE_ROOM, LOW_RATE_ROOM, LOW_RATE_RPS = 1.2, 1.5, 125.0
 
 
@@ -90,14 +100,15 @@ class ReproductionRow:
     rates: dict[str, float]  # planner -> max sustained total req/s
     placed: dict[str, float] = field(default_factory=dict)  # planner -> max placed total req/s
 
-    def ratio(self, planner: str, baseline: str, placed: bool = False) -> float:
+    def ratio(self, planner: str, baseline: str, placed: bool = False) -> float | None:
+        """``planner / baseline``; None when the baseline sustains (or places) nothing."""
         rates = self.placed if placed else self.rates
         base = rates.get(baseline, 0.0)
-        return float("nan") if base <= 0 else rates[planner] / base
+        return None if base <= 0 else rates[planner] / base
 
 
 def reproduce(scenarios: dict[str, list[ModelDemand]], profiles: ProfileSet, interference: InterferenceModel,
-              planners=("gpulet+int", "gpulet", "sbp", "greedy"), max_gpus: int = 4,
+              planners=PAPER_PLANNERS, max_gpus: int = 4,
               duration_s: float = 5.0, seed: int = 0, progress=None) -> list[ReproductionRow]:
     rows = []
     for name, demands in scenarios.items():
@@ -111,6 +122,16 @@ def reproduce(scenarios: dict[str, list[ModelDemand]], profiles: ProfileSet, int
     return rows
 
 
-def geometric_mean(values) -> float:
-    v = np.array([x for x in values if x == x and x > 0])
-    return float(np.exp(np.log(v).mean())) if v.size else float("nan")
+def geometric_mean(values) -> float | None:
+    """Geometric mean of the positive ratios (None entries and zeros left out); None when none is left."""
+    v = np.array([x for x in values if x is not None and x > 0])
+    return float(np.exp(np.log(v).mean())) if v.size else None
+
+
+def ratio_summary(rows: list[ReproductionRow], planner: str, baseline: str,
+                  placed: bool = False) -> tuple[float | None, list[str]]:
+    """The geometric mean of ``planner / baseline`` over the scenarios, and the scenarios left out of it
+    because the baseline sustains (or places) nothing there."""
+    ratios = {r.scenario: r.ratio(planner, baseline, placed) for r in rows}
+    left_out = [name for name, x in ratios.items() if x is None]
+    return geometric_mean(ratios.values()), left_out

@@ -58,7 +58,7 @@ def test_every_planner_serves_scen2_at_a_low_rate(gpulet_data):
     # planned with glet's headroom (x 1.2), Poisson requests at the rate itself, interference applied
     prof, inter = reference_profiles(gpulet_data), reference_interference(gpulet_data)
     demands = with_rate(paper_scenarios(gpulet_data)["scen2"], 400)
-    for planner in ("gpulet+int", "gpulet", "sbp", "greedy", "dedicated"):
+    for planner in ("gpulet+int", "gpulet", "glet-timesharing", "glet-greedy", "sbp", "greedy", "dedicated"):
         plan = make_plan(planner, planning_demands(demands), prof, max_gpus=4, interference=inter)
         assert plan.feasible, planner
         result = simulate(plan, prof, duration_s=3, interference=inter, rates_rps={d.name: d.rate_rps for d in demands})
@@ -74,7 +74,7 @@ def test_every_plan_executed_at_its_planned_rates_meets_every_slo(gpulet_data, s
     prof = with_lenet_copies(prof, inter)
     for total in (200, 800, 1600):
         demands = with_rate(paper_scenarios(gpulet_data)[scenario], total)
-        for planner in ("gpulet+int", "gpulet", "sbp", "greedy"):
+        for planner in ("gpulet+int", "gpulet", "glet-timesharing", "glet-greedy", "sbp", "greedy"):
             plan = make_plan(planner, demands, prof, max_gpus=4, interference=inter)
             result = simulate(plan, prof, duration_s=2, process="uniform",
                               interference=inter if planner == "gpulet+int" else None)
