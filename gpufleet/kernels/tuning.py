@@ -3,15 +3,15 @@
 The analytical model (``hostinfo.analytical_blocking``, after Low et al., ACM TOMS 43(2), 2016) gets the
 order of magnitude right, but the best ``kc``/``mc`` also depends on the prefetchers, the L2 policy and
 the TLB, which no formula sees; ATLAS (Whaley and Dongarra, "Automatically Tuned Linear Algebra
-Software", SC 1998) settles that by measuring. We measure a 3 x 3 grid: ``kc`` at 1/2, 3/4 and 1 times
-the analytical value (the depth of the ``kc x NR`` micro-panel of B held in L1) by the share of L2 given
-to the ``mc x kc`` block of A (1/8, 1/4, 1/2), on
+Software", SC 1998) settles that by measuring. We measure a 4 x 3 grid: ``kc`` at 1/2, 3/4, 1 and 3/2
+times the analytical value (the depth of the ``kc x NR`` micro-panel of B held in L1; at most 512) by the
+share of L2 given to the ``mc x kc`` block of A (1/8, 1/4, 1/2), on
 one square problem with one thread, time each candidate with the thread's CPU clock (robust against other
 processes on a shared machine), and keep the fastest.
 
 The result is stored as JSON under the per-user cache directory (``blocked.cache_dir()``), in a file
 named by a hash of everything the answer depends on: the CPU name and features, the cache sizes and the
-micro-kernel shapes. A different machine, or the same one after a kernel change, tunes afresh; deleting
+micro-kernel shapes and the grid. A different machine, or the same one after a kernel change, tunes afresh; deleting
 the file, or ``gpufleet gemm tune``, re-tunes.
 """
 
@@ -28,7 +28,7 @@ import numpy as np
 
 from .hostinfo import Blocking, analytical_blocking, cache_sizes, host_cpu, kernel_shapes
 
-KC_SCALES = (0.5, 0.75, 1.0)
+KC_SCALES = (0.5, 0.75, 1.0, 1.5)  # kc at most 512 (analytical_blocking's cap); duplicates dropped
 L2_FRACTIONS = (0.125, 0.25, 0.5)
 
 
@@ -36,7 +36,7 @@ L2_FRACTIONS = (0.125, 0.25, 0.5)
 def machine_key() -> str:
     """A short hash of what the tuned block sizes depend on."""
     name, features = host_cpu()
-    text = repr((name, features, cache_sizes(), sorted(kernel_shapes().items())))
+    text = repr((name, features, cache_sizes(), sorted(kernel_shapes().items()), KC_SCALES, L2_FRACTIONS))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -95,7 +95,7 @@ def candidates(dtype: str) -> list[Blocking]:
     base = analytical_blocking(shape)
     grid = [base]
     for scale in KC_SCALES:
-        kc = max(16, int(base.kc * scale) // 16 * 16)
+        kc = max(16, min(512, int(base.kc * scale)) // 16 * 16)
         for l2 in L2_FRACTIONS:
             block = analytical_blocking(shape, l2_fraction=l2, kc=kc)
             if block not in grid:

@@ -127,3 +127,26 @@ def test_compiled_code_is_cached_on_disk_under_the_kernel_cache_dir():
     cached = os.listdir(os.path.join(blocked.cache_dir(), "numba"))
     assert any(name.startswith("blocked.gemm_colmajor") and name.endswith(".nbi") for name in cached)
     assert any(name.endswith(".nbc") for name in cached)
+
+
+def test_tuning_grid_goes_deeper_than_the_analytical_kc_but_not_past_512():
+    # float64 on 32 KiB L1 with NR = 6: analytical kc = 16384 / 48 -> 336; the grid's kc values are
+    # 336 x (1/2, 3/4, 1, 3/2) -> 160, 240, 336, 496 (multiples of 16), never above the 512 cap.
+    for dtype in ("float32", "float64"):
+        base = analytical_blocking(kernel_shapes()[dtype])
+        kcs = {block.kc for block in tuning.candidates(dtype)}
+        assert all(kc <= 512 and kc % 16 == 0 for kc in kcs)
+        assert max(kcs) == min(512, int(base.kc * 1.5) // 16 * 16)
+
+
+
+def test_a_different_tuning_grid_gets_a_different_cache_file(monkeypatch):
+    before = tuning.machine_key()
+    monkeypatch.setattr(tuning, "KC_SCALES", (0.5, 1.0))
+    tuning.machine_key.cache_clear()
+    try:
+        assert tuning.machine_key() != before
+    finally:
+        monkeypatch.undo()
+        tuning.machine_key.cache_clear()
+    assert tuning.machine_key() == before
