@@ -1,7 +1,8 @@
 """``gpufleet serve``: plan, simulate and profile multi-model inference on shared GPUs.
 
     gpufleet serve plan models.yaml [--planner NAME] [--gpus N] [--json]
-    gpufleet serve sim models.yaml --rates classifier=200,digits=100 [--duration 10] [--trace FILE] [--out DIR]
+    gpufleet serve sim models.yaml --rates classifier=200,digits=100 [--duration 10] [--trace FILE]
+                                   [--process poisson|uniform] [--out DIR]
     gpufleet serve profile --arch mlp --out profiles.csv [--partitions 50,100]
     gpufleet serve run models.yaml [--host 127.0.0.1] [--port N] [--device cpu|cuda] [--max-queue N]
 """
@@ -38,6 +39,9 @@ def register(subparsers) -> None:
     sim.add_argument("--duration", type=float, default=10.0, help="simulated seconds (default 10)")
     sim.add_argument("--trace", help="CSV of requests (model,arrival_ms) replacing the Poisson streams")
     sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument("--process", choices=("poisson", "uniform"), default="poisson",
+                     help="arrivals: poisson (default) or uniform (evenly spaced at each partition's planned "
+                          "rate: checks the plan against its own assumption)")
     sim.add_argument("--out", default="out/serve", help="directory for sim.json and sim.png (default out/serve)")
     sim.add_argument("--json", action="store_true", help="print the result as JSON")
     sim.set_defaults(func=run_sim)
@@ -158,7 +162,7 @@ def run_sim(args: argparse.Namespace) -> int:
         if unknown:
             raise ServingError(f"{args.trace}: unknown model {unknown[0]!r}")
     result = simulate(plan, profiles, duration_s=args.duration, arrivals_ms=arrivals,
-                      interference=service.interference, seed=args.seed)
+                      interference=service.interference, seed=args.seed, process=args.process)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     data = {"plan": plan.to_dict(), "result": result.to_dict()}

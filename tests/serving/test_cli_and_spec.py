@@ -23,6 +23,14 @@ def test_example_spec_plans_and_simulates(tmp_path, capsys):
     assert data["result"]["requests"] > 0 and (tmp_path / "sim.png").stat().st_size > 0
 
 
+def test_uniform_arrivals_at_the_planned_rates_meet_every_slo(tmp_path, capsys):
+    # Evenly spaced requests at each partition's planned rate are the plan's own assumption: no violation.
+    assert main(["serve", "sim", str(EXAMPLE), "--process", "uniform", "--duration", "2", "--out", str(tmp_path),
+                 "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)["result"]
+    assert result["requests"] > 0 and result["violation_ratio"] == 0.0
+
+
 def test_trace_driven_sim(tmp_path, capsys):
     trace = tmp_path / "t.csv"
     trace.write_text("model,arrival_ms\n" + "".join(f"classifier,{i * 2}\n" for i in range(100)))
