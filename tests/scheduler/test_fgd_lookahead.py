@@ -152,3 +152,18 @@ def test_model_guard_keeps_the_tie_break_off_models_restricted_pods_need():
         LookaheadFGD({"modelGuard": "yes"})
     with pytest.raises(ValueError, match="pressureMargin"):
         LookaheadFGD({"pressureMargin": -1})
+
+
+def test_model_pressure_without_typical_pods_follows_the_pod_and_stays_bounded():
+    # No typicalPods arg: the pod stands for the workload, so each pod's own restriction sets the pressure,
+    # and the per-workload cache holds one entry per distinct pod shape, not one per pod.
+    c = two_model_cluster()
+    plugin = LookaheadFGD()
+    names = list(c.gpu_model_names)
+    for i in range(40):
+        expect = "AB"[i % 2]
+        pod = Pod(f"p{i}", 1000, 10, 1, 500, gpu_models=(expect,))
+        p = plugin.model_pressure(plugin.typical_for(pod), c)
+        # all demand is restricted to one model with 1000 of the 2000 free milli: (d / 1000) / (d / 2000) = 2
+        assert p[names.index(expect)] == 2.0 and p.sum() == 2.0
+    assert len(plugin._restricted) == 2

@@ -109,8 +109,14 @@ class LookaheadFGD(Plugin):
     def typical_for(self, pod) -> TypicalPods:
         return typical_or_pod(self.typical, pod)
 
+    @staticmethod
+    def _content_key(typical: TypicalPods) -> tuple:
+        """A cache key by content: without typicalPods every pod brings a new TypicalPods (typical_or_pod)."""
+        return (typical.cpu_milli.tobytes(), typical.gpu_milli.tobytes(), typical.num_gpu.tobytes(),
+                typical.frequency.tobytes(), typical.models)
+
     def waste_table(self, typical: TypicalPods) -> np.ndarray:
-        key = (typical.gpu_milli.tobytes(), typical.num_gpu.tobytes(), typical.frequency.tobytes())
+        key = self._content_key(typical)
         if key not in self._waste:
             self._waste[key] = hole_waste(typical, self.fill)
         return self._waste[key]
@@ -151,7 +157,7 @@ class LookaheadFGD(Plugin):
         """Pressure per GPU model id (float64 [models], step 5 of the module docstring); zeros when no typical
         pod is restricted to models."""
         names = tuple(cluster.gpu_model_names)
-        key = (id(typical), names)
+        key = (self._content_key(typical), names)
         if key not in self._restricted:
             index = {name: i for i, name in enumerate(names)}
             demand = typical.frequency * typical.num_gpu * typical.gpu_milli
