@@ -1,6 +1,6 @@
 """Seconds per run of the FGD paper's experiment (one trace, one seed, fill to 130%) for FGD and for
-gpufleet's own policies (fgd-la: look-ahead tie-break, fgd-cap: CapacityFGD) on the openb default trace, with
-BestFit (no fragmentation model) as the baseline measured in the same process. Target (issue 3): under 20 s
+gpufleet's own policies (fgd-la: look-ahead tie-break, fgd-la-hole: the same with hole waste in the primary,
+fgd-cap: CapacityFGD) on the openb default trace, with BestFit (no fragmentation model) as the baseline measured in the same process. Target (issue 3): under 20 s
 per run; the Go simulator needs ~10 minutes.
 
     .venv/bin/python bench/fgd.py [--seeds 42,43] [--trace default]
@@ -30,7 +30,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="42")
     parser.add_argument("--trace", default="default")
-    parser.add_argument("--policies", default="bestfit,fgd,fgd-la,fgd-cap")
+    parser.add_argument("--policies", default="bestfit,fgd,fgd-la,fgd-la-hole,fgd-cap")
     args = parser.parse_args()
     data = shared_path("data", "openb")
     if not (data / "openb_node_list_gpu_node.csv").is_file():

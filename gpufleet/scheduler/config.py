@@ -113,10 +113,13 @@ FGD_PAPER_POLICIES = {
     "fgd-cap": ("CapacityFGD", {"alpha": 0.5}, True),
     # FGD's score with a look-ahead tie-break (plugins/fgd_lookahead.py), the best of ours on openb default.
     "fgd-la": ("LookaheadFGD", {}, True),
+    # the same with the expected hole waste in the primary too (mu = 1): ahead on the fractional-share traces,
+    # behind FGD on the multigpu30..50 traces (docs/fgd.md).
+    "fgd-la-hole": ("LookaheadFGD", {"mu": 1.0}, True),
 }
 # Policies with a second score plugin that breaks the first one's ties: name -> (tie-break plugin). The main
 # plugin gets weight 100 and the tie-break (scores 0..99) weight 1, so the sum orders nodes lexicographically.
-TIE_BREAK_PLUGINS = {"fgd-la": "LookaheadTieBreak"}
+TIE_BREAK_PLUGINS = {"fgd-la": "LookaheadTieBreak", "fgd-la-hole": "LookaheadTieBreak"}
 # Score plugins that take the workload's typical pods as the ``typicalPods`` arg.
 TYPICAL_POD_PLUGINS = {"FGD", "CapacityFGD", "LookaheadFGD"}
 

@@ -69,12 +69,34 @@ def test_tie_break_by_lookahead_growth_by_hand():
     assert LookaheadTieBreak().score(CycleState(), pod, c, nodes).tolist() == [0, 0]
 
 
+def test_hole_waste_in_the_primary_by_hand():
+    # mu = 1 (policy fgd-la-hole): the same 200 share; FGD's F changes by 0 on both nodes, so the descent is
+    # -(W growth): n0 -100 -> floor(100 / (1 + e^0.1)) = floor(47.50) = 47; n1 +200 -> floor(54.98) = 54.
+    # The primary alone now prefers n1; the tie-break has one top node.
+    c = one_gpu_nodes()
+    plugin = LookaheadFGD({"typicalPods": SHARE300, "mu": 1})
+    state = CycleState()
+    nodes = np.arange(2)
+    pod = Pod("p", 1000, 10, 1, 200)
+    assert plugin.score(state, pod, c, nodes).tolist() == [47, 54]
+    assert LookaheadTieBreak().score(state, pod, c, nodes).tolist() == [0, 99]
+    # Within a node too: GPUs free [600, 500] score 47 and 54, and the share goes to GPU 1.
+    c = ClusterState([Node.with_gpus("n0", 8000, 10**6, 2, "V")])
+    c.assign(Pod("a", 0, 10, 1, 400), 0, (0,))
+    c.assign(Pod("b", 0, 10, 1, 500), 0, (1,))
+    state = CycleState()
+    assert plugin.score(state, pod, c, np.array([0])).tolist() == [54]
+    assert state["gpu_choice"].get(0) == (1,)
+    with pytest.raises(ValueError, match="mu"):
+        LookaheadFGD({"mu": -1})
+
+
 def test_fgd_la_end_to_end_beats_the_node_rank_only_on_ties():
     def run(policy):
         c = one_gpu_nodes()
         cfg = builtin_profile(policy)
-        plugin = {"fgd": "FGD", "fgd-la": "LookaheadFGD"}[policy]
-        cfg.plugin_args[plugin] = {"typicalPods": SHARE300}
+        plugin = "FGD" if policy == "fgd" else "LookaheadFGD"
+        cfg.plugin_args[plugin] = {**cfg.plugin_args.get(plugin, {}), "typicalPods": SHARE300}
         s = Scheduler(c, [cfg], seed=1, clock=lambda: 0.0)
         s.handle.node_rank = np.array([0, 1])  # n0 wins ties
         s.add(Pod("p", 1000, 10, 1, 200))
@@ -83,6 +105,7 @@ def test_fgd_la_end_to_end_beats_the_node_rank_only_on_ties():
 
     assert run("fgd") == ("n0", (0,))  # FGD: tie, the rank picks n0
     assert run("fgd-la") == ("n1", (0,))  # the look-ahead: n1 (growth -400 against +200)
+    assert run("fgd-la-hole") == ("n1", (0,))  # the primary itself: 54 against 47
 
 
 def test_primary_score_is_fgds():
@@ -100,9 +123,11 @@ def test_primary_score_is_fgds():
 
 
 def test_fgd_la_profile_weights_and_args():
-    cfg = builtin_profile("fgd-la")
-    assert cfg.plugins["score"] == [("LookaheadFGD", 100), ("LookaheadTieBreak", 1)]
-    assert cfg.plugins["reserve"][0] == ("LookaheadFGD", 1)
+    for policy in ("fgd-la", "fgd-la-hole"):
+        cfg = builtin_profile(policy)
+        assert cfg.plugins["score"] == [("LookaheadFGD", 100), ("LookaheadTieBreak", 1)]
+        assert cfg.plugins["reserve"][0] == ("LookaheadFGD", 1)
+    assert builtin_profile("fgd-la-hole").plugin_args["LookaheadFGD"] == {"mu": 1.0}
     with pytest.raises(ValueError, match="unknown argument"):
         LookaheadFGD({"alpha": 1})
     with pytest.raises(ValueError, match="quantum"):

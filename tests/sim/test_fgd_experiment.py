@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from gpufleet.cli import main
 from gpufleet.cluster import ClusterState, Node, Pod
-from gpufleet.sim.fgd_experiment import bucket_curve, fgd_node_rank, mean_waste, tune_like_fgd, waste_breakdown
+from gpufleet.sim.fgd_experiment import (best_fit_decreasing_waste, bucket_curve, fgd_node_rank, mean_waste,
+                                         tune_like_fgd, waste_breakdown)
 from gpufleet.sim.metrics import fgd_typical_pods
 
 
@@ -79,7 +81,7 @@ def test_fgd_experiment_command(tmp_path, capsys):
     assert set(run["placed_by_shape"]) <= {"1x500", "1x1000"}
     text = (out / "summary.md").read_text()
     assert "| fgd | 2 |" in text and "| bestfit | 2 |" in text
-    assert "unallocated GPU at the end" in text
+    assert "unallocated GPU at the end" in text and "holes repacked" in text
     assert (out / "tiny.png").is_file()
 
 
@@ -90,11 +92,28 @@ def test_waste_breakdown_and_its_seed_mean_by_hand():
     c.assign(Pod("b", 0, 10, 1, 470), 1, (1,))
     c.assign(Pod("c", 0, 10, 1, 470), 1, (1,))
     w = waste_breakdown(c)
-    assert w == {"capacity_milli": 4000, "idle_gpus": 2, "holes": {"60": 1, "190": 1}}
+    # Repacked offline the same three shares still need two GPUs: 2000 - 1750 = 250 milli, as placed.
+    assert w == {"capacity_milli": 4000, "idle_gpus": 2, "holes": {"60": 1, "190": 1}, "repack_holes_milli": 250}
     # Seed mean over this run and one with everything idle: idle (50 + 100) / 2 = 75 %, holes (6.25 + 0) / 2;
     # the 190 hole wastes 4.75 % / 2, the 60 hole 1.5 % / 2.
-    idle = {"capacity_milli": 4000, "idle_gpus": 4, "holes": {}}
+    idle = {"capacity_milli": 4000, "idle_gpus": 4, "holes": {}, "repack_holes_milli": 0}
     m = mean_waste([{"waste": w}, {"waste": idle}])
-    assert m["idle_gpus"] == 75.0 and m["holes"] == 3.125
+    assert m["idle_gpus"] == 75.0 and m["holes"] == 3.125 and m["repack_holes"] == 3.125
     assert m["top_holes"] == [(190, 2.375), (60, 0.75)]
+    # A run saved before the repack figure existed: no mean of it rather than a mean of some runs.
+    del idle["repack_holes_milli"]
+    assert mean_waste([{"waste": w}, {"waste": idle}])["repack_holes"] is None
     assert mean_waste([{"seed": 42}]) is None
+
+
+def test_offline_repack_by_hand():
+    # An online placement that paired a 470 with a 320 (210 free) and left a 470 alone (530) and a 650 alone
+    # (350) wastes 1090 milli on three GPUs. Best fit decreasing: 650 opens GPU 1 (350 free); 470 does not fit
+    # there and opens GPU 2 (530); the second 470 goes into GPU 2 (60); 320 fits GPU 1 (30). Two GPUs:
+    # 2000 - 1910 = 90.
+    assert best_fit_decreasing_waste([470, 320, 470, 650]) == 90
+    # Largest first, whatever the order given: 700 and 600 open two GPUs (300 and 400 free), 300 fills the first.
+    assert best_fit_decreasing_waste([300, 600, 700]) == best_fit_decreasing_waste([700, 600, 300]) == 400
+    assert best_fit_decreasing_waste([1000, 1000]) == 0 and best_fit_decreasing_waste([]) == 0
+    with pytest.raises(ValueError, match="1200"):
+        best_fit_decreasing_waste([500, 1200])

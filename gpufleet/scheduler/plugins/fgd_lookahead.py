@@ -4,7 +4,14 @@ score unchanged, with a look-ahead tie-break among the nodes FGD scores equally.
 Rule. For each node and candidate placement (fractional pods on every GPU with enough free milli, whole GPUs on
 the lowest-index free ones, as FGD, gpufleet.scheduler.fragmentation.candidate_placements):
 
-1. primary = FGD's score (plugins/fgd.py, FGD paper Sec. 4): floor(sigmoid((F_before - F_after) / 1000) * 100);
+1. primary = FGD's score (plugins/fgd.py, FGD paper Sec. 4) on a measure that adds the node's hole waste
+   (step 3) to FGD's fragmentation F:
+       floor(sigmoid(([F_before - F_after] - mu * [sum_gpus W(after) - sum_gpus W(before)]) / 1000) * 100),
+   so FGD's gradient also descends the milli the coming shares are expected to leave unused; mu = 0 (the
+   default, policy ``fgd-la``) is FGD's score, mu = 1 is policy ``fgd-la-hole``. The term pairs fewer shares
+   into remainders only rare shares fill: default trace, seed 42, 130% arrived, mu 0 -> 3: GPUs holding
+   470 + 320 (210 milli free) 45 -> 36, 650 + 230 (120 free) 46 -> 33, 590 + 230 (180) 25 -> 13, 550 + 320
+   (130) 31 -> 15; it costs on traces with many multi-GPU pods (docs/fgd.md);
 2. the fractional pod's GPU: among the node's candidates with the best primary, the one whose hole-waste
    growth W(free - milli) - W(free) is least (FGD takes the first one);
 3. look-ahead growth of the chosen placement, lower is better:
@@ -36,7 +43,8 @@ the lowest-index free ones, as FGD, gpufleet.scheduler.fragmentation.candidate_p
    100% arrived: 86.99% against FGD's 87.90%).
 
 Args (LookaheadFGD): ``typicalPods`` (as FGD; without them the pod being placed is the only typical pod),
-``lam`` (weight of the hole-waste term, default 1), ``fill`` (default 10), ``quantum`` (milli, default 200),
+``mu`` (weight of the hole waste in the primary, step 1, default MU), ``lam`` (weight of the hole-waste term in
+the tie-break, default 1), ``fill`` (default 10), ``quantum`` (milli, default 200),
 ``pristinePenalty`` (buckets added for an untouched node, default 0; 2..99 keep whole nodes longer: better on
 gpuspec33 at 100% arrived, worse on default at 130%, docs/fgd.md), ``modelGuard`` (step 5, default true),
 ``pressureMargin`` and ``pressureLimit`` (default 0.5 each).
@@ -54,6 +62,7 @@ from ..fragmentation import (MILLI_PER_GPU, FragmentCache, GpuChoice, TypicalPod
 from ..framework import MAX_NODE_SCORE, Plugin
 
 STATE_KEY = "lookahead_tie"
+MU = 0.0  # default weight of the hole waste in the primary (step 1)
 _BUCKET_BITS = 24  # the cache keeps primary and bucket in one int64: primary << 24 | (bucket + 2^23)
 
 
@@ -78,7 +87,7 @@ class LookaheadFGD(Plugin):
 
     def __init__(self, args=None, handle=None):
         super().__init__(args, handle)
-        known = ("typicalPods", "lam", "fill", "quantum", "pristinePenalty", "modelGuard", "pressureMargin",
+        known = ("typicalPods", "mu", "lam", "fill", "quantum", "pristinePenalty", "modelGuard", "pressureMargin",
                  "pressureLimit")
         unknown = set(self.args) - set(known)
         if unknown:
@@ -88,6 +97,7 @@ class LookaheadFGD(Plugin):
             raise ValueError(f"modelGuard: expected true or false, got {self.model_guard!r}")
         self.typical = typical_pods_arg(self.args, self.name)
         try:
+            self.mu = float(self.args.get("mu", MU))
             self.lam = float(self.args.get("lam", 1.0))
             self.fill = float(self.args.get("fill", 10.0))
             self.quantum = float(self.args.get("quantum", 200.0))
@@ -95,12 +105,12 @@ class LookaheadFGD(Plugin):
             self.pressure_margin = float(self.args.get("pressureMargin", 0.5))
             self.pressure_limit = float(self.args.get("pressureLimit", 0.5))
         except (TypeError, ValueError):
-            raise ValueError("lam, fill, quantum, pristinePenalty, pressureMargin and pressureLimit: expected "
+            raise ValueError("mu, lam, fill, quantum, pristinePenalty, pressureMargin and pressureLimit: expected "
                              "numbers") from None
-        if self.lam < 0 or self.fill <= 0 or self.quantum <= 0 or self.pristine_penalty < 0 or \
+        if self.mu < 0 or self.lam < 0 or self.fill <= 0 or self.quantum <= 0 or self.pristine_penalty < 0 or \
                 self.pressure_margin < 0 or self.pressure_limit < 0:
-            raise ValueError(f"expected lam >= 0, fill > 0, quantum > 0 and pristinePenalty, pressureMargin, "
-                             f"pressureLimit >= 0, got {self.lam}, {self.fill}, {self.quantum}, "
+            raise ValueError(f"expected mu, lam >= 0, fill > 0, quantum > 0 and pristinePenalty, pressureMargin, "
+                             f"pressureLimit >= 0, got {self.mu}, {self.lam}, {self.fill}, {self.quantum}, "
                              f"{self.pristine_penalty}, {self.pressure_margin}, {self.pressure_limit}")
         self.cache = FragmentCache()
         self._waste: dict = {}
@@ -135,9 +145,10 @@ class LookaheadFGD(Plugin):
         f_before = typical.fragment(gpu_free, cpu_free, model, names)
         f_after = typical.fragment(cand.gpu_free.reshape(d * c, g), np.repeat(cand.cpu_free, c), np.repeat(model, c),
                                    names).reshape(d, c)
-        primary = np.where(cand.valid, sigmoid_score(f_before[:, None] - f_after), -1)
         hole_before = (waste[gpu_free] * exists).sum(axis=1)
         hole_after = (waste[np.clip(cand.gpu_free, 0, MILLI_PER_GPU)] * exists[:, None, :]).sum(axis=2)
+        descent = (f_before[:, None] - f_after) - self.mu * (hole_after - hole_before[:, None])
+        primary = np.where(cand.valid, sigmoid_score(descent), -1)
         # the GPU: best primary, then the least hole-waste growth, then the lowest index
         key = np.where(cand.valid, primary * 1e9 - (hole_after - hole_before[:, None]), -np.inf)
         best = np.argmax(key, axis=1)
