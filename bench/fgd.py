@@ -1,7 +1,7 @@
 """Seconds per run of the FGD paper's experiment (one trace, one seed, fill to 130%) for FGD and for
 gpufleet's own policies (fgd-la: look-ahead tie-break, fgd-la-hole: the same with hole waste in the primary,
-fgd-cap: CapacityFGD) on the openb default trace, with BestFit (no fragmentation model) as the baseline measured in the same process. Target (issue 3): under 20 s
-per run; the Go simulator needs ~10 minutes.
+fgd-cap: CapacityFGD) on the openb default trace, with BestFit (no fragmentation model) as the baseline
+measured in the same process. Target (issue 3): under 20 s per run; the Go simulator needs ~10 minutes.
 
     .venv/bin/python bench/fgd.py [--seeds 42,43] [--trace default]
 
