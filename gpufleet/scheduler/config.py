@@ -89,7 +89,7 @@ def builtin_profile(name: str) -> ProfileConfig:
             "scoringStrategy": {"type": "MostAllocated", "resources": GPU_AWARE_RESOURCES}}})
     if name in FGD_PAPER_POLICIES:
         plugin, args, picks_gpus = FGD_PAPER_POLICIES[name]
-        tie = TIE_BREAK_PLUGINS.get(name)
+        tie = TIE_BREAK_PLUGINS.get(plugin)
         score = [(plugin, 100), (tie, 1)] if tie else [(plugin, 1)]
         cfg = _policy(name, score, {plugin: dict(args)} if args else {})
         if picks_gpus:  # the plugin chooses a fractional pod's GPU even when scoring is skipped
@@ -117,9 +117,9 @@ FGD_PAPER_POLICIES = {
     # behind FGD on the multigpu30..50 traces (docs/fgd.md).
     "fgd-la-hole": ("LookaheadFGD", {"mu": 1.0}, True),
 }
-# Policies with a second score plugin that breaks the first one's ties: name -> (tie-break plugin). The main
-# plugin gets weight 100 and the tie-break (scores 0..99) weight 1, so the sum orders nodes lexicographically.
-TIE_BREAK_PLUGINS = {"fgd-la": "LookaheadTieBreak", "fgd-la-hole": "LookaheadTieBreak"}
+# Score plugins whose ties a second plugin breaks: score plugin -> tie-break plugin. The main plugin gets weight
+# 100 and the tie-break (scores 0..99) weight 1, so the sum orders nodes lexicographically.
+TIE_BREAK_PLUGINS = {"LookaheadFGD": "LookaheadTieBreak"}
 # Score plugins that take the workload's typical pods as the ``typicalPods`` arg.
 TYPICAL_POD_PLUGINS = {"FGD", "CapacityFGD", "LookaheadFGD"}
 

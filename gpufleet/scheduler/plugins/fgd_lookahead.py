@@ -1,5 +1,6 @@
-"""LookaheadFGD + LookaheadTieBreak: gpufleet's policy ``fgd-la`` (docs/fgd.md, "Our policy"): FGD's node
-score unchanged, with a look-ahead tie-break among the nodes FGD scores equally.
+"""LookaheadFGD + LookaheadTieBreak: gpufleet's policies ``fgd-la`` and ``fgd-la-hole`` (docs/fgd.md, "Our
+policy"): FGD's node score (``fgd-la``; ``fgd-la-hole`` adds the expected hole waste to its measure, step 1),
+with a look-ahead tie-break among the nodes that score equally.
 
 Rule. For each node and candidate placement (fractional pods on every GPU with enough free milli, whole GPUs on
 the lowest-index free ones, as FGD, gpufleet.scheduler.fragmentation.candidate_placements):
@@ -9,9 +10,7 @@ the lowest-index free ones, as FGD, gpufleet.scheduler.fragmentation.candidate_p
        floor(sigmoid(([F_before - F_after] - mu * [sum_gpus W(after) - sum_gpus W(before)]) / 1000) * 100),
    so FGD's gradient also descends the milli the coming shares are expected to leave unused; mu = 0 (the
    default, policy ``fgd-la``) is FGD's score, mu = 1 is policy ``fgd-la-hole``. The term pairs fewer shares
-   into remainders only rare shares fill: default trace, seed 42, 130% arrived, mu 0 -> 3: GPUs holding
-   470 + 320 (210 milli free) 45 -> 36, 650 + 230 (120 free) 46 -> 33, 590 + 230 (180) 25 -> 13, 550 + 320
-   (130) 31 -> 15; it costs on traces with many multi-GPU pods (docs/fgd.md);
+   into remainders only rare shares fill, and costs on traces with many multi-GPU pods (docs/fgd.md);
 2. the fractional pod's GPU: among the node's candidates with the best primary, the one whose hole-waste
    growth W(free - milli) - W(free) is least (FGD takes the first one);
 3. look-ahead growth of the chosen placement, lower is better:
@@ -43,7 +42,7 @@ the lowest-index free ones, as FGD, gpufleet.scheduler.fragmentation.candidate_p
    100% arrived: 86.99% against FGD's 87.90%).
 
 Args (LookaheadFGD): ``typicalPods`` (as FGD; without them the pod being placed is the only typical pod),
-``mu`` (weight of the hole waste in the primary, step 1, default MU), ``lam`` (weight of the hole-waste term in
+``mu`` (weight of the hole waste in the primary, step 1, default 0), ``lam`` (weight of the hole-waste term in
 the tie-break, default 1), ``fill`` (default 10), ``quantum`` (milli, default 200),
 ``pristinePenalty`` (buckets added for an untouched node, default 0; 2..99 keep whole nodes longer: better on
 gpuspec33 at 100% arrived, worse on default at 130%, docs/fgd.md), ``modelGuard`` (step 5, default true),
@@ -62,7 +61,6 @@ from ..fragmentation import (MILLI_PER_GPU, FragmentCache, GpuChoice, TypicalPod
 from ..framework import MAX_NODE_SCORE, Plugin
 
 STATE_KEY = "lookahead_tie"
-MU = 0.0  # default weight of the hole waste in the primary (step 1)
 _BUCKET_BITS = 24  # the cache keeps primary and bucket in one int64: primary << 24 | (bucket + 2^23)
 
 
@@ -97,7 +95,7 @@ class LookaheadFGD(Plugin):
             raise ValueError(f"modelGuard: expected true or false, got {self.model_guard!r}")
         self.typical = typical_pods_arg(self.args, self.name)
         try:
-            self.mu = float(self.args.get("mu", MU))
+            self.mu = float(self.args.get("mu", 0.0))
             self.lam = float(self.args.get("lam", 1.0))
             self.fill = float(self.args.get("fill", 10.0))
             self.quantum = float(self.args.get("quantum", 200.0))
