@@ -1,7 +1,8 @@
 """Seconds per run of the FGD paper's experiment (one trace, one seed, fill to 130%) for FGD and for
 gpufleet's own policies (fgd-la: look-ahead tie-break, fgd-la-hole: the same with hole waste in the primary,
-fgd-cap: CapacityFGD) on the openb default trace, with BestFit (no fragmentation model) as the baseline
-measured in the same process. Target (issue 3): under 20 s per run; the Go simulator needs ~10 minutes.
+fgd-la-dual: hole waste priced by the cutting-stock LP, fgd-cap: CapacityFGD) on the openb default trace,
+with BestFit (no fragmentation model) as the baseline measured in the same process. Target (issue 3): under
+20 s per run; the Go simulator needs ~10 minutes.
 
     .venv/bin/python bench/fgd.py [--seeds 42,43] [--trace default]
 
@@ -30,7 +31,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="42")
     parser.add_argument("--trace", default="default")
-    parser.add_argument("--policies", default="bestfit,fgd,fgd-la,fgd-la-hole,fgd-cap")
+    parser.add_argument("--policies", default="bestfit,fgd,fgd-la,fgd-la-hole,fgd-la-dual,fgd-cap")
     args = parser.parse_args()
     data = shared_path("data", "openb")
     if not (data / "openb_node_list_gpu_node.csv").is_file():
@@ -53,11 +54,11 @@ def main() -> int:
             run = run_fgd_fill(nodes, arrivals, prof, seed, typical, args.trace, policy, rank)
             elapsed = time.perf_counter() - started
             times.setdefault(policy, []).append(elapsed)
-            print(f"{args.trace} {policy:8s} seed {seed}: {elapsed:6.2f} s per run, {len(arrivals)} pods, "
+            print(f"{args.trace} {policy:11s} seed {seed}: {elapsed:6.2f} s per run, {len(arrivals)} pods, "
                   f"allocation {run.final_allocation_ratio:.2f}%", flush=True)
     base = np.mean(times.get("bestfit", [np.nan]))
     for policy, t in times.items():
-        print(f"{policy:8s} mean {np.mean(t):6.2f} s per run ({np.mean(t) / base:.2f} x bestfit)")
+        print(f"{policy:11s} mean {np.mean(t):6.2f} s per run ({np.mean(t) / base:.2f} x bestfit)")
     return 0
 
 

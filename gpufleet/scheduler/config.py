@@ -116,6 +116,9 @@ FGD_PAPER_POLICIES = {
     # the same with the expected hole waste in the primary too (mu = 1): ahead on the fractional-share traces,
     # behind FGD on the multigpu30..50 traces (docs/fgd.md).
     "fgd-la-hole": ("LookaheadFGD", {"mu": 1.0}, True),
+    # the hole waste priced by the cutting-stock LP's duals (scheduler/share_prices.py), weighted 5 in the primary:
+    # the best of ours (docs/fgd.md).
+    "fgd-la-dual": ("LookaheadFGD", {"mu": 5.0, "holeModel": "dual"}, True),
 }
 # Score plugins whose ties a second plugin breaks: score plugin -> tie-break plugin. The main plugin gets weight
 # 100 and the tie-break (scores 0..99) weight 1, so the sum orders nodes lexicographically.

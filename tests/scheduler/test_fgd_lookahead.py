@@ -108,6 +108,49 @@ def test_fgd_la_end_to_end_beats_the_node_rank_only_on_ties():
     assert run("fgd-la-hole") == ("n1", (0,))  # the primary itself: 54 against 47
 
 
+# Whole GPUs (half the pods) and shares of 470, 650 and 320 (an optimal packing pairs 470 with 470, 650 with 320).
+WHOLE_AND_SHARES = [{"cpuMilli": 1000, "numGpu": 1, "gpuMilli": m, "frequency": f}
+                    for m, f in ((1000, 0.5), (470, 0.25), (650, 0.125), (320, 0.125))]
+
+
+def test_dual_hole_waste_keeps_a_470_hole_for_a_470():
+    # n0: one GPU with a 470 share (530 free); n1: one empty GPU. The pod: a 320 share.
+    # FGD's F: n0 before: the 1000 and the 650 pods lack GPU: 530 * (0.5 + 0.125) = 331.25; after (210 free):
+    #   every pod lacks GPU: 210. Descent +121.25: floor(100 * sigmoid(0.12125)) = 53.
+    #   n1 before: 0; after (680 free): the 1000 pods lack GPU: 680 * 0.5 = 340. Descent -340: 41. FGD takes n0.
+    # Dual prices (share_prices): y_1000 = 1, y_470 = 1/2, y_650 + y_320 = 1 with y_320 in [0, 1/3].
+    #   n0: W(530) = 530 - 1000 y_470 = 30, W(210) = 210 (nothing priced fits): growth +180. mu = 5 (fgd-la-dual):
+    #   descent 121.25 - 900 = -778.75: floor(100 * sigmoid(-0.77875)) = floor(31.46) = 31.
+    #   n1: W(1000) = 0, W(680) = 680 - 1000 y_650 <= 680 - 1000 * 2/3 = 13.3: growth <= 13.3,
+    #   descent >= -340 - 66.7: score >= floor(39.97) = 39. fgd-la-dual takes n1 and leaves the 530 hole for a
+    #   470.
+    c = ClusterState([Node.with_gpus("n0", 8000, 10**6, 1, "V"), Node.with_gpus("n1", 8000, 10**6, 1, "V")])
+    c.assign(Pod("a", 0, 10, 1, 470), 0, (0,))
+    pod = Pod("p", 1000, 10, 1, 320)
+    score = LookaheadFGD({"typicalPods": WHOLE_AND_SHARES, "mu": 5, "holeModel": "dual"}).score(
+        CycleState(), pod, c, np.arange(2)).tolist()
+    assert score[0] == 31 and score[1] >= 39
+    assert LookaheadFGD({"typicalPods": WHOLE_AND_SHARES}).score(CycleState(), pod, c, np.arange(2)).tolist() == \
+        [53, 41]
+
+    def run(policy):
+        cfg = builtin_profile(policy)
+        plugin = "FGD" if policy == "fgd" else "LookaheadFGD"
+        cfg.plugin_args[plugin] = {**cfg.plugin_args.get(plugin, {}), "typicalPods": WHOLE_AND_SHARES}
+        s = Scheduler(c, [cfg], seed=1, clock=lambda: 0.0)
+        s.handle.node_rank = np.array([0, 1])
+        fresh = Pod("p", 1000, 10, 1, 320)
+        s.add(fresh)
+        out = s.schedule_one()
+        c.release(fresh.uid)
+        return out.node_name
+
+    assert run("fgd") == "n0"
+    assert run("fgd-la-dual") == "n1"
+    with pytest.raises(ValueError, match="holeModel"):
+        LookaheadFGD({"holeModel": "best-fit"})
+
+
 def test_primary_score_is_fgds():
     # Two 2-GPU nodes, node 1 with [500, 1000] free, typical pods 500 and 1000 (half each): the FGD test's
     # figures (test_fgd_plugins.test_fgd_sigmoid_score_and_gpu_choice): 43 on the empty node, 56 on node 1.
@@ -123,11 +166,12 @@ def test_primary_score_is_fgds():
 
 
 def test_fgd_la_profile_weights_and_args():
-    for policy in ("fgd-la", "fgd-la-hole"):
+    for policy in ("fgd-la", "fgd-la-hole", "fgd-la-dual"):
         cfg = builtin_profile(policy)
         assert cfg.plugins["score"] == [("LookaheadFGD", 100), ("LookaheadTieBreak", 1)]
         assert cfg.plugins["reserve"][0] == ("LookaheadFGD", 1)
     assert builtin_profile("fgd-la-hole").plugin_args["LookaheadFGD"] == {"mu": 1.0}
+    assert builtin_profile("fgd-la-dual").plugin_args["LookaheadFGD"] == {"mu": 5.0, "holeModel": "dual"}
     with pytest.raises(ValueError, match="unknown argument"):
         LookaheadFGD({"alpha": 1})
     with pytest.raises(ValueError, match="quantum"):

@@ -1,6 +1,6 @@
-"""LookaheadFGD + LookaheadTieBreak: gpufleet's policies ``fgd-la`` and ``fgd-la-hole`` (docs/fgd.md, "Our
-policy"): FGD's node score (``fgd-la``; ``fgd-la-hole`` adds the expected hole waste to its measure, step 1),
-with a look-ahead tie-break among the nodes that score equally.
+"""LookaheadFGD + LookaheadTieBreak: gpufleet's policies ``fgd-la``, ``fgd-la-hole`` and ``fgd-la-dual``
+(docs/fgd.md, "Our policy"): FGD's node score (``fgd-la``; ``fgd-la-hole`` and ``fgd-la-dual`` add a hole waste
+to its measure, step 1), with a look-ahead tie-break among the nodes that score equally.
 
 Rule. For each node and candidate placement (fractional pods on every GPU with enough free milli, whole GPUs on
 the lowest-index free ones, as FGD, gpufleet.scheduler.fragmentation.candidate_placements):
@@ -9,15 +9,18 @@ the lowest-index free ones, as FGD, gpufleet.scheduler.fragmentation.candidate_p
    (step 3) to FGD's fragmentation F:
        floor(sigmoid(([F_before - F_after] - mu * [sum_gpus W(after) - sum_gpus W(before)]) / 1000) * 100),
    so FGD's gradient also descends the milli the coming shares are expected to leave unused; mu = 0 (the
-   default, policy ``fgd-la``) is FGD's score, mu = 1 is policy ``fgd-la-hole``. The term pairs fewer shares
-   into remainders only rare shares fill, and costs on traces with many multi-GPU pods (docs/fgd.md);
+   default, policy ``fgd-la``) is FGD's score, mu = 1 is policy ``fgd-la-hole``, mu = 5 with the dual hole
+   waste (``holeModel: dual``, gpufleet.scheduler.share_prices: W(h) = h - 1000 Phi(h), Phi the value the
+   free milli can still earn at the cutting-stock LP's share prices) is policy ``fgd-la-dual``. The term pairs
+   fewer shares into remainders only rare shares fill;
 2. the fractional pod's GPU: among the node's candidates with the best primary, the one whose hole-waste
    growth W(free - milli) - W(free) is least (FGD takes the first one);
 3. look-ahead growth of the chosen placement, lower is better:
        g = [F_cap(after) - F_cap(before)] + lam * [sum_gpus W(after) - sum_gpus W(before)]
    with F_cap the capacity fragmentation (fragmentation.capacity_fragment: free GPU milli that copies of each
    typical pod could not consume, given the node's free CPU and per-GPU free milli) and W the *hole waste*:
-   the expected milli a GPU with h milli free still has free once the typical pods have filled it,
+   with the default ``holeModel: random-fit`` the expected milli a GPU with h milli free still has free once
+   the typical pods have filled it,
        W(h) = (1 - P(h)) * h + P(h) * sum_{s <= h} q_s W(h - s) / Q(h),  Q(h) = sum_{s <= h} q_s,
        P(h) = min(1, fill * Q(h)),
    q_s the frequency of per-GPU share s among the typical GPU pods (multi-GPU pods count as s = 1000, GPU
@@ -43,7 +46,8 @@ the lowest-index free ones, as FGD, gpufleet.scheduler.fragmentation.candidate_p
 
 Args (LookaheadFGD): ``typicalPods`` (as FGD; without them the pod being placed is the only typical pod),
 ``mu`` (weight of the hole waste in the primary, step 1, default 0), ``lam`` (weight of the hole-waste term in
-the tie-break, default 1), ``fill`` (default 10), ``quantum`` (milli, default 200),
+the tie-break, default 1), ``holeModel`` (W: ``random-fit``, step 3, the default, or ``dual``, step 1),
+``fill`` (random-fit's, default 10), ``quantum`` (milli, default 200),
 ``pristinePenalty`` (buckets added for an untouched node, default 0; 2..99 keep whole nodes longer: better on
 gpuspec33 at 100% arrived, worse on default at 130%, docs/fgd.md), ``modelGuard`` (step 5, default true),
 ``pressureMargin`` and ``pressureLimit`` (default 0.5 each).
@@ -59,8 +63,10 @@ from ..fragmentation import (MILLI_PER_GPU, FragmentCache, GpuChoice, TypicalPod
                              capacity_fragment, fgd_cpu_milli, pod_shape_key, sigmoid_score, typical_or_pod,
                              typical_pods_arg)
 from ..framework import MAX_NODE_SCORE, Plugin
+from ..share_prices import dual_hole_waste
 
 STATE_KEY = "lookahead_tie"
+HOLE_MODELS = ("random-fit", "dual")
 _BUCKET_BITS = 24  # the cache keeps primary and bucket in one int64: primary << 24 | (bucket + 2^23)
 
 
@@ -85,14 +91,17 @@ class LookaheadFGD(Plugin):
 
     def __init__(self, args=None, handle=None):
         super().__init__(args, handle)
-        known = ("typicalPods", "mu", "lam", "fill", "quantum", "pristinePenalty", "modelGuard", "pressureMargin",
-                 "pressureLimit")
+        known = ("typicalPods", "mu", "lam", "holeModel", "fill", "quantum", "pristinePenalty", "modelGuard",
+                 "pressureMargin", "pressureLimit")
         unknown = set(self.args) - set(known)
         if unknown:
             raise ValueError(f"unknown argument(s) {', '.join(sorted(unknown))} (expected {', '.join(known)})")
         self.model_guard = self.args.get("modelGuard", True)
         if not isinstance(self.model_guard, bool):
             raise ValueError(f"modelGuard: expected true or false, got {self.model_guard!r}")
+        self.hole_model = self.args.get("holeModel", "random-fit")
+        if self.hole_model not in HOLE_MODELS:
+            raise ValueError(f"holeModel: expected one of {', '.join(HOLE_MODELS)}, got {self.hole_model!r}")
         self.typical = typical_pods_arg(self.args, self.name)
         try:
             self.mu = float(self.args.get("mu", 0.0))
@@ -126,7 +135,8 @@ class LookaheadFGD(Plugin):
     def waste_table(self, typical: TypicalPods) -> np.ndarray:
         key = self._content_key(typical)
         if key not in self._waste:
-            self._waste[key] = hole_waste(typical, self.fill)
+            self._waste[key] = (dual_hole_waste(typical) if self.hole_model == "dual"
+                                else hole_waste(typical, self.fill))
         return self._waste[key]
 
     def evaluate(self, pod, cluster, nodes):
