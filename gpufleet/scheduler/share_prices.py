@@ -3,8 +3,9 @@
 
 Rule.
 
-* Items: the per-GPU shares s of the typical GPU pods (a multi-GPU or whole-GPU pod is s = 1000 per GPU), with
-  expected counts n_s proportional to their frequencies (GPU models are ignored). Bins: GPUs of 1000 milli.
+* Items: the per-GPU shares s of the typical GPU pods (share_mix: a multi-GPU or whole-GPU pod is s = 1000), with
+  expected counts n_s proportional to their frequencies (GPU models are ignored; the 1000 shares fill a GPU
+  alone, so their count changes no other price). Bins: GPUs of 1000 milli.
 * The LP relaxation of bin packing, the cutting-stock LP of Gilmore and Gomory ("A linear programming approach
   to the cutting-stock problem", Operations Research 9, 1961):
       min sum_p x_p  s.t.  sum_p a_sp x_p >= n_s,  x >= 0,
@@ -39,11 +40,12 @@ _MAX_ROUNDS = 1000
 
 
 def share_mix(typical: TypicalPods) -> tuple[np.ndarray, np.ndarray]:
-    """(distinct per-GPU shares in milli, descending, int64 [K]; their total frequency, float64 [K]) of the
-    typical GPU pods, multi-GPU pods counting as 1000 per GPU."""
+    """(distinct per-GPU shares in milli, descending, int64 [K]; the total frequency of the typical GPU pods
+    with that share, float64 [K]); a multi-GPU pod's share is 1000 (GPU models are ignored). The mix both hole
+    waste models read (this module's and plugins/fgd_lookahead.hole_waste)."""
     gpu = typical.num_gpu > 0
     size = np.where(typical.num_gpu[gpu] > 1, MILLI_PER_GPU, typical.gpu_milli[gpu])
-    freq = typical.frequency[gpu] * typical.num_gpu[gpu]
+    freq = typical.frequency[gpu]
     shares = np.unique(size)[::-1].astype(np.int64)
     return shares, np.array([freq[size == s].sum() for s in shares], dtype=np.float64)
 

@@ -49,11 +49,11 @@ def test_dual_hole_waste_by_hand():
     # fits), W(1000) = 0.
     w = dual_hole_waste(typical((1, 810, 0.75), (1, 160, 0.25)))
     assert w[[190, 809, 840, 1000]] == pytest.approx([190, 809, -160, 0])
-    # Shares of 500 and whole GPUs (a 2-GPU pod counts 1000 per GPU): y = 1/2 and 1.
+    # Shares of 500 and whole GPUs (a 2-GPU pod is a 1000 share): y = 1/2 and 1.
     # W(500) = 0, W(700) = 200, W(999) = 999 - 500 = 499, W(1000) = 0.
     t = typical((1, 500, 0.5), (2, 1000, 0.5))
     shares, counts = share_mix(t)
-    assert shares.tolist() == [1000, 500] and counts.tolist() == [1.0, 0.5]
+    assert shares.tolist() == [1000, 500] and counts.tolist() == [0.5, 0.5]
     assert dual_hole_waste(t)[[500, 700, 999, 1000]] == pytest.approx([0, 200, 499, 0])
     # No typical pod uses a GPU: every free milli is waste.
     assert dual_hole_waste(TypicalPods.from_args([{"cpuMilli": 1000, "frequency": 1.0}]))[700] == 700

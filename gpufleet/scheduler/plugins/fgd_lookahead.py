@@ -63,7 +63,7 @@ from ..fragmentation import (MILLI_PER_GPU, FragmentCache, GpuChoice, TypicalPod
                              capacity_fragment, fgd_cpu_milli, pod_shape_key, sigmoid_score, typical_or_pod,
                              typical_pods_arg)
 from ..framework import MAX_NODE_SCORE, Plugin
-from ..share_prices import dual_hole_waste
+from ..share_prices import dual_hole_waste, share_mix
 
 STATE_KEY = "lookahead_tie"
 HOLE_MODELS = ("random-fit", "dual")
@@ -72,9 +72,7 @@ _BUCKET_BITS = 24  # the cache keeps primary and bucket in one int64: primary <<
 
 def hole_waste(typical: TypicalPods, fill: float) -> np.ndarray:
     """W(h) for h = 0..1000 milli (float64 [1001]); see the module docstring."""
-    gpu = typical.num_gpu > 0
-    size = np.where(typical.num_gpu[gpu] > 1, MILLI_PER_GPU, typical.gpu_milli[gpu])
-    q = typical.frequency[gpu]
+    size, q = share_mix(typical)
     q = q / q.sum() if q.sum() > 0 else q
     w = np.arange(MILLI_PER_GPU + 1, dtype=np.float64)
     for h in range(1, MILLI_PER_GPU + 1):
